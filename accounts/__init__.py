@@ -1,0 +1,1 @@
+"""Workspaces (the platform's clients), their members and roles, and login."""

@@ -1,0 +1,1 @@
+"""Opens, clicks and delivery events, their rollups, and the reports built on them."""

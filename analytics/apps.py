@@ -1,0 +1,7 @@
+"""App configuration for analytics."""
+
+from django.apps import AppConfig
+
+
+class AnalyticsConfig(AppConfig):
+    name = "analytics"

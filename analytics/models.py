@@ -1,0 +1,1 @@
+"""Event and rollup models (they arrive with the analytics feature)."""

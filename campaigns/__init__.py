@@ -1,0 +1,1 @@
+"""Templates, campaigns and their lifecycle, the sending pipeline and SMTP relays."""

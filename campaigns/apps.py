@@ -1,0 +1,7 @@
+"""App configuration for campaigns."""
+
+from django.apps import AppConfig
+
+
+class CampaignsConfig(AppConfig):
+    name = "campaigns"

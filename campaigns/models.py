@@ -1,0 +1,1 @@
+"""Template, campaign and delivery-ledger models (they arrive with the campaigns feature)."""

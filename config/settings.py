@@ -1,0 +1,287 @@
+"""Herald's one settings module: every value comes from the environment (see .env.example)."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from config.env import (
+    ConfigurationError,
+    env_bool,
+    env_float,
+    env_host_ports,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ConfigurationError("SECRET_KEY", "is required when DEBUG is off (set SECRET_KEY or SECRET_KEY_FILE).")
+    SECRET_KEY = "development-only-secret-key-not-for-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Served over HTTPS (production): secure cookies, HSTS and a redirect to https. The local
+# launchers turn it off because they serve plain http on 127.0.0.1.
+HTTPS = env_bool("HTTPS", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+# The load balancer probes plain http; a redirect would read as a failed check.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^health$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "axes",
+    "accounts",
+    "subscribers",
+    "campaigns",
+    "analytics",
+    "operations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.WorkspaceMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Axes must come last: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.workspace",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------
+
+CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60, minimum=0)
+CONN_HEALTH_CHECKS = env_bool("CONN_HEALTH_CHECKS", True)
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 2, minimum=1)
+
+
+def _database(name: str, url: str) -> dict:
+    try:
+        config = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=CONN_HEALTH_CHECKS)
+    except (ValueError, dj_database_url.ParseError) as exc:
+        raise ConfigurationError(name, f"is not a valid database URL ({exc}).") from None
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ConfigurationError(name, f"must be a postgres:// URL, got {url.split(':', 1)[0]!r}.")
+    if not config["NAME"]:
+        raise ConfigurationError(name, "must name a database (postgres://user@host:port/NAME).")
+    options = config.setdefault("OPTIONS", {})
+    # A dead host must fail fast so the error page and health checks answer at once.
+    options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    options.setdefault("application_name", "herald")
+    return config
+
+
+DATABASE_URL = env_url(
+    "DATABASE_URL",
+    "postgres://herald@127.0.0.1:55432/herald",
+    schemes=("postgres", "postgresql", "pgsql"),
+)
+DATABASES = {"default": _database("DATABASE_URL", DATABASE_URL)}
+
+DATABASE_REPLICA_URL = env_url("DATABASE_REPLICA_URL", schemes=("postgres", "postgresql", "pgsql"))
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _database("DATABASE_REPLICA_URL", DATABASE_REPLICA_URL)
+    # Tests see the replica as the primary: replication is the platform's job, not Django's.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+REPLICA_MAX_LAG_SECONDS = env_float("REPLICA_MAX_LAG_SECONDS", 10.0)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+# --- Redis: cache, sessions, broker ----------------------------------------------------
+
+REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:56379/0", schemes=("redis", "rediss", "unix"))
+REDIS_SENTINELS = env_host_ports("REDIS_SENTINELS", 26379)
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "herald")
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5)
+
+_redis_options = {
+    # A Redis outage must cost a request nothing but a cache miss; sessions fall back to Postgres.
+    "IGNORE_EXCEPTIONS": True,
+    "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+    "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+}
+if REDIS_SENTINELS:
+    # Sentinel tells each client where the master is now, so a promotion needs no restart.
+    _cache_location = f"redis://{REDIS_SENTINEL_MASTER}/0"
+    _redis_options |= {
+        "CLIENT_CLASS": "django_redis.client.SentinelClient",
+        "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+        "SENTINELS": REDIS_SENTINELS,
+        "SENTINEL_KWARGS": {"socket_timeout": REDIS_SOCKET_TIMEOUT},
+    }
+    DJANGO_REDIS_CONNECTION_FACTORY = "django_redis.pool.SentinelConnectionFactory"
+else:
+    _cache_location = REDIS_URL
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": _cache_location,
+        "KEY_PREFIX": "herald",
+        "OPTIONS": _redis_options,
+    }
+}
+
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
+
+# --- Celery ----------------------------------------------------------------------------
+
+if REDIS_SENTINELS:
+    _default_broker = ";".join(f"sentinel://{host}:{port}/1" for host, port in REDIS_SENTINELS)
+else:
+    _default_broker = REDIS_URL.rsplit("/", 1)[0] + "/1" if REDIS_URL.startswith("redis") else REDIS_URL
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL", _default_broker, schemes=("redis", "rediss", "sentinel", "amqp", "amqps")
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Unacknowledged messages return to the queue after this long; it must exceed the longest task.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+}
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Auth ------------------------------------------------------------------------------
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The login form's field is "username" even though people type their email into it.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.lockout.username_for_lockout"
+AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# Behind HAProxy the client's address is the last hop it appended to X-Forwarded-For.
+AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# --- Static files ----------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Operations ------------------------------------------------------------------------
+
+HEALTH_TOKEN = env_str("HEALTH_TOKEN")
+# A file whose presence takes this node out of the load balancer (operators: touch it to drain).
+DRAIN_FILE = env_str("DRAIN_FILE")
+NODE_NAME = env_str("NODE_NAME", "")
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ConfigurationError("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {LOG_LEVEL!r}.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Ignored Redis errors are logged by django-redis at ERROR; they are expected while
+        # Redis fails over and must not flood the log at that level.
+        "django_redis.cache": {"level": "WARNING"},
+    },
+}
+
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        send_default_pii=False,
+    )

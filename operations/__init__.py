@@ -1,0 +1,1 @@
+"""Operators' side of Herald: health and readiness endpoints, and later metrics, alerts and backups."""

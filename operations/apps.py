@@ -1,0 +1,8 @@
+"""App configuration for operations."""
+
+from django.apps import AppConfig
+
+
+class OperationsConfig(AppConfig):
+    name = "operations"
+    verbose_name = "Operations"

@@ -1,0 +1,116 @@
+"""Checks of the shared components behind Herald, each reporting ok, degraded or down with its latency.
+
+The database is the source of truth, so its loss makes the whole platform `down`; Redis and
+the broker only speed things up or carry hints, so their loss makes it `degraded`.
+"""
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+from django_redis import get_redis_connection
+from kombu import Connection
+
+OK, DEGRADED, DOWN = "ok", "degraded", "down"
+_SEVERITY = {OK: 0, DEGRADED: 1, DOWN: 2}
+
+
+@dataclass
+class ComponentHealth:
+    name: str
+    status: str
+    latency_ms: float
+    critical: bool
+    detail: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def _timed(name: str, critical: bool, probe) -> ComponentHealth:
+    started = time.perf_counter()
+    try:
+        status, detail = probe()
+        error = None
+    except Exception as exc:  # a check must report any failure, never raise it
+        status, detail, error = DOWN, {}, _describe(exc)
+    latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    return ComponentHealth(name=name, status=status, latency_ms=latency_ms, critical=critical, detail=detail, error=error)
+
+
+def _describe(exc: Exception) -> str:
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+
+
+def _database_probe():
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery()")
+        (in_recovery,) = cursor.fetchone()
+    if in_recovery:
+        # Writes would fail: we are talking to a standby (a failover has not reached us yet).
+        return DEGRADED, {"role": "standby", "writable": False}
+    return OK, {"role": "primary", "writable": True}
+
+
+def _replica_probe():
+    with connections["replica"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_is_in_recovery(), "
+            "COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float"
+        )
+        in_recovery, lag = cursor.fetchone()
+    lag = round(lag, 3) if in_recovery else 0.0
+    status = OK if lag <= settings.REPLICA_MAX_LAG_SECONDS else DEGRADED
+    return status, {"in_recovery": in_recovery, "replication_lag_s": lag}
+
+
+def _redis_probe():
+    client = get_redis_connection("default")
+    client.ping()
+    info = client.info("replication")
+    return OK, {"role": info.get("role")}
+
+
+def _broker_probe():
+    with Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as conn:
+        conn.ensure_connection(max_retries=1, timeout=1, interval_start=0, interval_step=0)
+    return OK, {"transport": settings.CELERY_BROKER_URL.split("://", 1)[0]}
+
+
+def _close_quietly(alias: str) -> None:
+    # A broken connection must not be reused by the next request on this thread.
+    try:
+        connections[alias].close()
+    except DatabaseError:
+        pass
+
+
+def check_all() -> dict:
+    """Every component's health and the overall status, as the /health endpoint reports it."""
+    components = [_timed("database", True, _database_probe)]
+    if components[0].status == DOWN:
+        _close_quietly("default")
+    if "replica" in settings.DATABASES:
+        replica = _timed("database_replica", False, _replica_probe)
+        if replica.status == DOWN:
+            _close_quietly("replica")
+        components.append(replica)
+    components.append(_timed("redis", False, _redis_probe))
+    components.append(_timed("broker", False, _broker_probe))
+    overall = OK
+    for component in components:
+        effective = component.status if component.critical or component.status != DOWN else DEGRADED
+        if _SEVERITY[effective] > _SEVERITY[overall]:
+            overall = effective
+    return {
+        "status": overall,
+        "components": {component.name: _public(component) for component in components},
+    }
+
+
+def _public(component: ComponentHealth) -> dict:
+    data = asdict(component)
+    data.pop("name")
+    if data["error"] is None:
+        data.pop("error")
+    return data

@@ -1,0 +1,1 @@
+"""Operations models (none yet: health is computed live, not stored)."""

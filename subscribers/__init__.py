@@ -1,0 +1,1 @@
+"""Lists, subscribers, segments, imports, consent, suppression and unsubscribes."""

@@ -1,0 +1,1 @@
+"""Subscriber, list and import models (they arrive with the subscribers feature)."""

@@ -1,0 +1,1 @@
+"""Herald's test suite (see tests/harness.py for how it gets its Postgres and Redis)."""
