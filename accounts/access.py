@@ -26,9 +26,7 @@ def require_manage(member: Member) -> None:
         raise PermissionDenied("Only the workspace's owners and admins can do this.")
 
 
-def get_for_member(
-    queryset: models.QuerySet[ModelT], *, member: Member, pk: object, write: bool = False
-) -> ModelT:
+def get_for_member(queryset: models.QuerySet[ModelT], *, member: Member, pk: object, write: bool = False) -> ModelT:
     """The object with this id in the member's workspace, or 404; 403 if `write` and read-only."""
     try:
         obj = queryset.get(workspace_id=member.workspace_id, pk=pk)

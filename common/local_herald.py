@@ -91,7 +91,10 @@ class LocalHerald:
         log = open(log_path or self.directory / "web.log", "ab")  # noqa: SIM115 - handed to the child
         self.web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.conf.py", "config.wsgi"],
-            cwd=REPO, env={**self.environment(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**self.environment(), **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()

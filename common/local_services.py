@@ -120,9 +120,20 @@ class LocalPostgres:
         if (self.data / "PG_VERSION").exists():
             return
         result = subprocess.run(
-            [str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
-            capture_output=True, text=True, **_run_as_service_user(),
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            **_run_as_service_user(),
         )
         if result.returncode != 0:
             raise ServiceError(f"initdb failed:\n{result.stdout}{result.stderr}")
@@ -131,15 +142,24 @@ class LocalPostgres:
         """Start the server; `fast_and_unsafe` turns off fsync for throwaway test data."""
         self.initialise()
         options = [
-            "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
-            "-c", f"unix_socket_directories={self.directory}", "-c", "max_connections=200",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={self.port}",
+            "-c",
+            f"unix_socket_directories={self.directory}",
+            "-c",
+            "max_connections=200",
         ]
         if fast_and_unsafe:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(self.data), *options],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **_run_as_service_user(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **_run_as_service_user(),
             )
         _wait_until(self._accepts_connections, 30, f"Postgres on port {self.port}", self.log)
         self._create_database()
@@ -157,16 +177,32 @@ class LocalPostgres:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
-            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database,
-             "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
-            capture_output=True, text=True,
+            [
+                str(self.bindir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                database,
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise ServiceError(f"psql failed: {result.stderr.strip()}")
         return result.stdout.strip()
 
     def _create_database(self) -> None:
-        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"):
+        # The name is ours (a constructor argument), never user input.
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"):  # noqa: S608
             self.psql(f'CREATE DATABASE "{self.database}"')
 
     def stop(self) -> None:
@@ -201,9 +237,24 @@ class LocalRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                 "--dir", str(self.directory), "--protected-mode", "no"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    self.binary,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.directory),
+                    "--protected-mode",
+                    "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         _wait_until(self._answers_ping, 15, f"Redis on port {self.port}", self.log)
         return self

@@ -4,6 +4,7 @@ The database is the source of truth, so its loss makes the whole platform `down`
 the broker only speed things up or carry hints, so their loss makes it `degraded`.
 """
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -34,7 +35,9 @@ def _timed(name: str, critical: bool, probe) -> ComponentHealth:
     except Exception as exc:  # a check must report any failure, never raise it
         status, detail, error = DOWN, {}, _describe(exc)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    return ComponentHealth(name=name, status=status, latency_ms=latency_ms, critical=critical, detail=detail, error=error)
+    return ComponentHealth(
+        name=name, status=status, latency_ms=latency_ms, critical=critical, detail=detail, error=error
+    )
 
 
 def _describe(exc: Exception) -> str:
@@ -79,10 +82,8 @@ def _broker_probe():
 
 def _close_quietly(alias: str) -> None:
     # A broken connection must not be reused by the next request on this thread.
-    try:
+    with contextlib.suppress(DatabaseError):
         connections[alias].close()
-    except DatabaseError:
-        pass
 
 
 def check_all() -> dict:

@@ -12,10 +12,14 @@ import sys
 
 # need -> (how to tell it is there, the Debian package that provides it)
 PROGRAMS = {
-    "venv": (lambda: subprocess.run([sys.executable, "-c", "import ensurepip, venv"], capture_output=True).returncode == 0,
-             "python3-venv"),
-    "postgres": (lambda: bool(glob.glob("/usr/lib/postgresql/*/bin/postgres") or shutil.which("postgres")),
-                 "postgresql"),
+    "venv": (
+        lambda: subprocess.run([sys.executable, "-c", "import ensurepip, venv"], capture_output=True).returncode == 0,
+        "python3-venv",
+    ),
+    "postgres": (
+        lambda: bool(glob.glob("/usr/lib/postgresql/*/bin/postgres") or shutil.which("postgres")),
+        "postgresql",
+    ),
     "redis": (lambda: shutil.which("redis-server") is not None, "redis-server"),
     "chromium": (lambda: os.path.exists("/usr/bin/chromium"), "chromium"),
     "haproxy": (lambda: shutil.which("haproxy") is not None, "haproxy"),

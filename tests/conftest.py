@@ -39,7 +39,9 @@ def team(db):
     alice = MemberFactory(workspace=workspace_a, user=UserFactory(email="alice@acme.test"), role=Member.Role.OWNER)
     bob = MemberFactory(workspace=workspace_a, user=UserFactory(email="bob@acme.test"), role=Member.Role.EDITOR)
     victor = MemberFactory(workspace=workspace_a, user=UserFactory(email="victor@acme.test"), role=Member.Role.VIEWER)
-    charlie = MemberFactory(workspace=workspace_b, user=UserFactory(email="charlie@globex.test"), role=Member.Role.OWNER)
+    charlie = MemberFactory(
+        workspace=workspace_b, user=UserFactory(email="charlie@globex.test"), role=Member.Role.OWNER
+    )
     return SimpleNamespace(a=workspace_a, b=workspace_b, alice=alice, bob=bob, victor=victor, charlie=charlie)
 
 

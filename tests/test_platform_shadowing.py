@@ -17,7 +17,9 @@ def test_standard_library_platform_is_not_shadowed_in_process():
 def test_standard_library_platform_is_not_shadowed_from_the_repo_root():
     result = subprocess.run(
         [sys.executable, "-c", "import uuid, platform; uuid.uuid4(); print(platform.system())"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == platform.system()

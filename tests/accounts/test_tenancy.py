@@ -11,8 +11,14 @@ from tests.factories import MemberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-SECTION_PAGES = ["dashboard", "subscribers:list", "campaigns:list", "campaigns:templates", "analytics:overview",
-                 "accounts:settings"]
+SECTION_PAGES = [
+    "dashboard",
+    "subscribers:list",
+    "campaigns:list",
+    "campaigns:templates",
+    "analytics:overview",
+    "accounts:settings",
+]
 
 
 def test_access_helper_returns_a_teammate(team):

@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 PRINT_SETTINGS = (
     "import json, django; django.setup(); from django.conf import settings as s; "
     "print(json.dumps({'db': s.DATABASES['default'], 'caches': s.CACHES, 'broker': s.CELERY_BROKER_URL, "
-    "'broker_options': s.CELERY_BROKER_TRANSPORT_OPTIONS, 'secret': s.SECRET_KEY, 'debug': s.DEBUG, "
-    "'hsts': s.SECURE_HSTS_SECONDS, 'secure_cookie': s.SESSION_COOKIE_SECURE, 'session': s.SESSION_ENGINE}, default=str))"
+    "'broker_options': s.CELERY_BROKER_TRANSPORT_OPTIONS, 'secret': s.SECRET_KEY, "
+    "'debug': s.DEBUG, 'hsts': s.SECURE_HSTS_SECONDS, 'secure_cookie': s.SESSION_COOKIE_SECURE, "
+    "'session': s.SESSION_ENGINE}, default=str))"
 )
 
 
@@ -56,8 +57,12 @@ def test_a_malformed_database_url_is_refused(url):
 
 def test_manage_py_stops_with_one_line_on_a_bad_value():
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=REPO, env={**os.environ, "DEBUG": "sometimes"},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO,
+        env={**os.environ, "DEBUG": "sometimes"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert_refused(result, "DEBUG")
 
@@ -97,8 +102,10 @@ def test_production_defaults_are_secure():
 
 
 def test_sentinels_configure_cache_and_broker():
-    result = start({"REDIS_SENTINELS": "127.0.0.1:26379,127.0.0.1:26380", "REDIS_SENTINEL_MASTER": "herald"},
-                   unset=("CELERY_BROKER_URL",))
+    result = start(
+        {"REDIS_SENTINELS": "127.0.0.1:26379,127.0.0.1:26380", "REDIS_SENTINEL_MASTER": "herald"},
+        unset=("CELERY_BROKER_URL",),
+    )
     assert result.returncode == 0, result.stderr
     settings = json.loads(result.stdout)
     cache = settings["caches"]["default"]
