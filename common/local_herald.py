@@ -41,12 +41,17 @@ class LocalHerald:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
-    def _secret_key(self) -> str:
-        path = self.directory / "secret_key"
+    def _stored_secret(self, name: str) -> str:
+        """A random secret generated on first use and kept in the data directory."""
+        path = self.directory / name
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(50))
+            path.write_text(secrets.token_urlsafe(40))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    @property
+    def health_token(self) -> str:
+        return self.extra_env.get("HEALTH_TOKEN") or self._stored_secret("health_token")
 
     def environment(self) -> dict[str, str]:
         return {
@@ -54,7 +59,8 @@ class LocalHerald:
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": self.postgres.url,
             "REDIS_URL": self.redis.url,
-            "SECRET_KEY": self._secret_key(),
+            "SECRET_KEY": self._stored_secret("secret_key"),
+            "HEALTH_TOKEN": self.health_token,
             "DEBUG": "false",
             "HTTPS": "false",
             "STATIC_ROOT": str(self.directory / "staticfiles"),

@@ -37,7 +37,8 @@ def main() -> int:
         print(
             f"\nHerald is up at {herald.url}/\n"
             f"  Sign in as demo@herald.test / herald-demo-password (also opens {herald.url}/admin/)\n"
-            f"  Health: {herald.url}/healthz  Logs and data: {herald.directory}\n"
+            f"  Health detail: curl -H 'Authorization: Bearer {herald.health_token}' {herald.url}/health\n"
+            f"  Logs and data: {herald.directory}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

@@ -56,13 +56,20 @@ def test_launcher_prints_a_url_and_login_that_work():
         text=True,
     )
     try:
-        match, output = read_until(process, r"Herald is up at (\S+)/\n\s+Sign in as (\S+) / (\S+)", timeout=120)
+        match, output = read_until(
+            process, r"Herald is up at (\S+)/\n\s+Sign in as (\S+) / (\S+).*\n.*/health\n", timeout=120
+        )
         url, email, password = match.groups()
         assert url == f"http://127.0.0.1:{ports[0]}"
         assert requests.get(f"{url}/accounts/login/", timeout=10).status_code == 200
         dashboard = sign_in(url, email, password).get(f"{url}/", timeout=10)
         assert dashboard.status_code == 200
         assert "Demo Workspace" in dashboard.text
+        token = re.search(r"Bearer (\S+)' \S+/health", output).group(1)
+        detail = requests.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        assert detail["status"] == "ok"
+        assert set(detail["components"]) == {"database", "redis", "broker"}
+        assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
