@@ -138,6 +138,33 @@ class LocalPostgres:
         if result.returncode != 0:
             raise ServiceError(f"initdb failed:\n{result.stdout}{result.stderr}")
 
+    def initialise_as_standby_of(self, primary: LocalPostgres) -> None:
+        """Clone `primary` with pg_basebackup into a streaming standby (started by `start`)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _give_to_service_user(self.directory)
+        self._check_reachable()
+        result = subprocess.run(
+            [
+                str(self.bindir / "pg_basebackup"),
+                "-D",
+                str(self.data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                primary.user,
+                "--write-recovery-conf",
+                "--checkpoint=fast",
+                "--wal-method=stream",
+            ],
+            capture_output=True,
+            text=True,
+            **_run_as_service_user(),
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"pg_basebackup failed:\n{result.stdout}{result.stderr}")
+
     def start(self, *, fast_and_unsafe: bool = False) -> LocalPostgres:
         """Start the server; `fast_and_unsafe` turns off fsync for throwaway test data."""
         self.initialise()
@@ -162,7 +189,8 @@ class LocalPostgres:
                 **_run_as_service_user(),
             )
         _wait_until(self._accepts_connections, 30, f"Postgres on port {self.port}", self.log)
-        self._create_database()
+        if not (self.data / "standby.signal").exists():
+            self._create_database()
         return self
 
     def _accepts_connections(self) -> bool:

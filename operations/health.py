@@ -57,9 +57,12 @@ def _database_probe():
 
 def _replica_probe():
     with connections["replica"].cursor() as cursor:
+        # Lag is the age of the last replayed transaction only while WAL is waiting to be
+        # replayed; a caught-up standby of an idle primary has no lag, however old that is.
         cursor.execute(
-            "SELECT pg_is_in_recovery(), "
-            "COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float"
+            "SELECT pg_is_in_recovery(), CASE"
+            " WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0"
+            " ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float"
         )
         in_recovery, lag = cursor.fetchone()
     lag = round(lag, 3) if in_recovery else 0.0
