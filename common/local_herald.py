@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common.local_services import LocalPostgres, LocalRedis, ServiceError, free_port, port_is_open
+from common.local_services import LocalPostgres, LocalRedis, ServiceError, free_port, port_is_open, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -117,13 +117,7 @@ class LocalHerald:
         raise ServiceError(f"gunicorn did not answer /healthz within 30s; see {log.name}")
 
     def stop_web(self) -> None:
-        if self.web and self.web.poll() is None:
-            self.web.terminate()
-            try:
-                self.web.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.web.kill()
-                self.web.wait()
+        stop_process(self.web, timeout=30)
         self.web = None
 
     def up(self) -> None:
