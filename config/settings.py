@@ -253,6 +253,25 @@ HEALTH_TOKEN = env_str("HEALTH_TOKEN")
 DRAIN_FILE = env_str("DRAIN_FILE")
 NODE_NAME = env_str("NODE_NAME", "")
 
+# Backups: pg_dump in custom format into BACKUP_DIR, the newest BACKUP_KEEP kept; a restore
+# drill restores the newest into a scratch database (RESTORE_DRILL_DATABASE_URL, or a
+# throwaway local Postgres when unset) and checks it.
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(BASE_DIR / "var" / "backups")))
+BACKUP_KEEP = env_int("BACKUP_KEEP", 14, minimum=1)
+BACKUP_INTERVAL_HOURS = env_float("BACKUP_INTERVAL_HOURS", 24.0)
+BACKUP_MAX_AGE_HOURS = env_float("BACKUP_MAX_AGE_HOURS", BACKUP_INTERVAL_HOURS + 2)
+RESTORE_DRILL_INTERVAL_HOURS = env_float("RESTORE_DRILL_INTERVAL_HOURS", 24.0 * 7)
+RESTORE_DRILL_MAX_AGE_HOURS = env_float("RESTORE_DRILL_MAX_AGE_HOURS", RESTORE_DRILL_INTERVAL_HOURS + 24)
+RESTORE_DRILL_DATABASE_URL = env_url("RESTORE_DRILL_DATABASE_URL", schemes=("postgres", "postgresql", "pgsql"))
+
+CELERY_BEAT_SCHEDULE = {
+    "operations.backup": {"task": "operations.backup", "schedule": timedelta(hours=BACKUP_INTERVAL_HOURS)},
+    "operations.restore_drill": {
+        "task": "operations.restore_drill",
+        "schedule": timedelta(hours=RESTORE_DRILL_INTERVAL_HOURS),
+    },
+}
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ConfigurationError("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {LOG_LEVEL!r}.")

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.db import DatabaseError, connections
+from django.utils import timezone
 from django_redis import get_redis_connection
 from kombu import Connection
 
@@ -38,6 +39,38 @@ def _timed(name: str, critical: bool, probe) -> ComponentHealth:
     return ComponentHealth(
         name=name, status=status, latency_ms=latency_ms, critical=critical, detail=detail, error=error
     )
+
+
+def _hours_since(moment) -> float:
+    return round((timezone.now() - moment).total_seconds() / 3600, 2)
+
+
+def _backups_probe():
+    """A recent successful backup, and a recent passing restore drill, once each is due."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    from operations.models import Backup, RestoreDrill
+
+    installed_at = MigrationRecorder.Migration.objects.order_by("applied").values_list("applied", flat=True).first()
+    backup = Backup.objects.filter(status=Backup.Status.SUCCEEDED).first()
+    drill = RestoreDrill.objects.exclude(status=RestoreDrill.Status.RUNNING).first()
+    detail = {
+        "last_backup_at": backup.started_at.isoformat() if backup else None,
+        "last_backup_age_h": _hours_since(backup.started_at) if backup else None,
+        "last_restore_drill_at": drill.started_at.isoformat() if drill else None,
+        "last_restore_drill_status": drill.status if drill else None,
+    }
+    problems = []
+    # Measured from the last backup, or for a new installation from when it was set up.
+    if _hours_since(backup.started_at if backup else installed_at) > settings.BACKUP_MAX_AGE_HOURS:
+        problems.append("no backup within BACKUP_MAX_AGE_HOURS")
+    if drill and drill.status == RestoreDrill.Status.FAILED:
+        problems.append("the last restore drill failed")
+    if _hours_since(drill.started_at if drill else installed_at) > settings.RESTORE_DRILL_MAX_AGE_HOURS:
+        problems.append("no restore drill within RESTORE_DRILL_MAX_AGE_HOURS")
+    if problems:
+        detail["problems"] = problems
+    return (DEGRADED if problems else OK), detail
 
 
 def _describe(exc: Exception) -> str:
@@ -101,6 +134,8 @@ def check_all() -> dict:
         components.append(replica)
     components.append(_timed("redis", False, _redis_probe))
     components.append(_timed("broker", False, _broker_probe))
+    if components[0].status != DOWN:
+        components.append(_timed("backups", False, _backups_probe))
     overall = OK
     for component in components:
         effective = component.status if component.critical or component.status != DOWN else DEGRADED

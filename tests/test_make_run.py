@@ -68,7 +68,7 @@ def test_launcher_prints_a_url_and_login_that_work():
         token = re.search(r"Bearer (\S+)' \S+/health", output).group(1)
         detail = requests.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
         assert detail["status"] == "ok"
-        assert set(detail["components"]) == {"database", "redis", "broker"}
+        assert set(detail["components"]) == {"database", "redis", "broker", "backups"}
         assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
     finally:
         process.send_signal(signal.SIGTERM)

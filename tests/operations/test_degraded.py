@@ -41,6 +41,7 @@ def test_everything_up(herald):
         "database": "ok",
         "redis": "ok",
         "broker": "ok",
+        "backups": "ok",
     }
 
 

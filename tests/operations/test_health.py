@@ -61,7 +61,7 @@ def test_health_with_the_token_details_every_component(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["components"]) == {"database", "redis", "broker"}
+    assert set(body["components"]) == {"database", "redis", "broker", "backups"}
     for component in body["components"].values():
         assert component["status"] == "ok"
         assert component["latency_ms"] >= 0
