@@ -1,9 +1,10 @@
-"""Django admin for backups and restore drills (read-only: they are made by `manage.py backup`,
-`manage.py restore_drill` and the beat schedule)."""
+"""Django admin for backups and restore drills (read-only: made by `manage.py backup`,
+`manage.py restore_drill` and beat), alert channels, and alerts (acknowledged from here)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from operations.models import Backup, RestoreDrill
+from operations.alerting import alert_acknowledge
+from operations.models import Alert, AlertChannel, AlertNotification, Backup, RestoreDrill
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -26,3 +27,36 @@ class RestoreDrillAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "status", "backup", "finished_at"]
     list_filter = ["status"]
     search_fields = ["error"]
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "target", "min_severity", "receives_escalations", "enabled"]
+    list_filter = ["kind", "enabled", "min_severity"]
+    search_fields = ["name", "target"]
+
+
+class AlertNotificationInline(admin.TabularInline):
+    model = AlertNotification
+    extra = 0
+    can_delete = False
+    fields = ["channel", "kind", "status", "attempts", "sent_at", "next_attempt_at", "last_error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["summary", "severity", "status", "fired_at", "acknowledged_by", "resolved_at"]
+    list_filter = ["status", "severity", "rule"]
+    search_fields = ["summary", "fingerprint"]
+    inlines = [AlertNotificationInline]
+    actions = ["acknowledge"]
+
+    @admin.action(description="Acknowledge (stops escalation)")
+    def acknowledge(self, request, queryset):
+        for alert in queryset.filter(acknowledged_at__isnull=True):
+            alert_acknowledge(alert=alert, by=request.user.get_username())
+        self.message_user(request, "Acknowledged.", messages.SUCCESS)

@@ -28,7 +28,7 @@ class ComponentHealth:
     error: str | None = None
 
 
-def _timed(name: str, critical: bool, probe) -> ComponentHealth:
+def run_check(name: str, critical: bool, probe) -> ComponentHealth:
     started = time.perf_counter()
     try:
         status, detail = probe()
@@ -45,7 +45,7 @@ def _hours_since(moment) -> float:
     return round((timezone.now() - moment).total_seconds() / 3600, 2)
 
 
-def _backups_probe():
+def probe_backups():
     """A recent successful backup, and a recent passing restore drill, once each is due."""
     from django.db.migrations.recorder import MigrationRecorder
 
@@ -78,7 +78,7 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
 
 
-def _database_probe():
+def probe_database():
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_is_in_recovery()")
         (in_recovery,) = cursor.fetchone()
@@ -88,7 +88,7 @@ def _database_probe():
     return OK, {"role": "primary", "writable": True}
 
 
-def _replica_probe():
+def probe_replica():
     with connections["replica"].cursor() as cursor:
         # Lag is the age of the last replayed transaction only while WAL is waiting to be
         # replayed; a caught-up standby of an idle primary has no lag, however old that is.
@@ -103,14 +103,14 @@ def _replica_probe():
     return status, {"in_recovery": in_recovery, "replication_lag_s": lag}
 
 
-def _redis_probe():
+def probe_redis():
     client = get_redis_connection("default")
     client.ping()
     info = client.info("replication")
     return OK, {"role": info.get("role")}
 
 
-def _broker_probe():
+def probe_broker():
     with Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as conn:
         conn.ensure_connection(max_retries=1, timeout=1, interval_start=0, interval_step=0)
     return OK, {"transport": settings.CELERY_BROKER_URL.split("://", 1)[0]}
@@ -124,18 +124,18 @@ def _close_quietly(alias: str) -> None:
 
 def check_all() -> dict:
     """Every component's health and the overall status, as the /health endpoint reports it."""
-    components = [_timed("database", True, _database_probe)]
+    components = [run_check("database", True, probe_database)]
     if components[0].status == DOWN:
         _close_quietly("default")
     if "replica" in settings.DATABASES:
-        replica = _timed("database_replica", False, _replica_probe)
+        replica = run_check("database_replica", False, probe_replica)
         if replica.status == DOWN:
             _close_quietly("replica")
         components.append(replica)
-    components.append(_timed("redis", False, _redis_probe))
-    components.append(_timed("broker", False, _broker_probe))
+    components.append(run_check("redis", False, probe_redis))
+    components.append(run_check("broker", False, probe_broker))
     if components[0].status != DOWN:
-        components.append(_timed("backups", False, _backups_probe))
+        components.append(run_check("backups", False, probe_backups))
     overall = OK
     for component in components:
         effective = component.status if component.critical or component.status != DOWN else DEGRADED

@@ -55,3 +55,135 @@ class RestoreDrill(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Restore drill {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+
+class AlertChannel(TimeStampedModel):
+    """Where alerts are sent: an email address, a Slack-compatible or generic webhook, or PagerDuty."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        SLACK = "slack", "Slack-compatible webhook"
+        PAGERDUTY = "pagerduty", "PagerDuty Events v2"
+        WEBHOOK = "webhook", "Generic JSON webhook"
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        CRITICAL = "critical", "Critical"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target = models.CharField(
+        max_length=500,
+        help_text="Email address, or the webhook URL (PagerDuty: the Events v2 URL, "
+        "https://events.pagerduty.com/v2/enqueue).",
+    )
+    routing_key = models.CharField(max_length=100, blank=True, help_text="PagerDuty integration (routing) key.")
+    min_severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    receives_escalations = models.BooleanField(
+        default=True, help_text="Also told when an alert stays unacknowledged past the escalation delay."
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["email", "slack", "pagerduty", "webhook"]),
+                name="operations_alertchannel_kind_known",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+        from django.core.validators import URLValidator, validate_email
+
+        if self.kind not in self.Kind.values:
+            raise ValidationError({"kind": f"Unknown channel type {self.kind!r}; choose one of {self.Kind.values}."})
+        try:
+            if self.kind == self.Kind.EMAIL:
+                validate_email(self.target)
+            else:
+                URLValidator(schemes=["http", "https"])(self.target)
+        except ValidationError:
+            expected = "an email address" if self.kind == self.Kind.EMAIL else "an http(s) URL"
+            raise ValidationError({"target": f"A {self.get_kind_display()} channel needs {expected}."}) from None
+        if self.kind == self.Kind.PAGERDUTY and not self.routing_key:
+            raise ValidationError({"routing_key": "PagerDuty needs the integration's routing key."})
+
+
+class Alert(TimeStampedModel):
+    """One condition of one alert rule (a fingerprint), from the moment it is seen until it clears.
+
+    Repeats of a firing condition update this row instead of creating new alerts, so each
+    channel hears about it once when it fires, once if it escalates, and once when it resolves.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # seen, but not yet for the rule's whole `for` duration
+        FIRING = "firing", "Firing"
+        RESOLVED = "resolved", "Resolved"
+
+    rule = models.CharField(max_length=60)
+    fingerprint = models.CharField(max_length=200)
+    severity = models.CharField(max_length=10, choices=AlertChannel.Severity.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    summary = models.CharField(max_length=500)
+    value = models.FloatField(null=True, blank=True)
+    runbook = models.CharField(max_length=200, blank=True)
+    first_seen_at = models.DateTimeField()
+    fired_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=254, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at"]
+        constraints = [
+            # At most one open alert per condition: evaluation updates it rather than duplicating it.
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=~models.Q(status="resolved"),
+                name="operations_alert_one_open_per_fingerprint",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.summary}"
+
+
+class AlertNotification(TimeStampedModel):
+    """One message about one alert to one channel, retried until delivered or out of attempts."""
+
+    class Kind(models.TextChoices):
+        FIRING = "firing", "Firing"
+        ESCALATED = "escalated", "Escalated"
+        RESOLVED = "resolved", "Resolved"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel", "kind"], name="operations_notification_once")
+        ]
+        indexes = [
+            # The monitor's delivery loop: pending notifications whose next attempt is due.
+            models.Index(fields=["next_attempt_at"], name="operations_notif_due", condition=models.Q(status="pending"))
+        ]

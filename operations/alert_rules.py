@@ -1,0 +1,111 @@
+"""The conditions Herald alerts on. Each rule measures something and returns its findings:
+one per condition that currently breaks a threshold (an empty list means all is well).
+
+The same thresholds are shipped for Prometheus users in platform/alerts.rules.yml.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from kombu.exceptions import ChannelError
+
+from config.celery_app import QUEUES
+from config.celery_app import app as celery_app
+
+
+@dataclass(frozen=True)
+class Finding:
+    fingerprint: str
+    severity: str
+    summary: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    description: str
+    runbook: str
+    measure: Callable[[], list[Finding]]
+    for_seconds: Callable[[], float] = lambda: settings.ALERT_FOR_SECONDS
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each Celery queue, read from the broker."""
+    depths = {}
+    with celery_app.connection_for_read() as connection:
+        for name in QUEUES:
+            # A channel per queue: on AMQP a failed passive declare closes its channel.
+            channel = connection.channel()
+            try:
+                depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+            except ChannelError:
+                depths[name] = 0  # never declared: nothing was ever sent to it
+            finally:
+                channel.close()
+    return depths
+
+
+def _queue_depth() -> list[Finding]:
+    findings = []
+    for name, depth in queue_depths().items():
+        if depth >= settings.ALERT_QUEUE_DEPTH_CRITICAL:
+            severity = "critical"
+        elif depth >= settings.ALERT_QUEUE_DEPTH_WARNING:
+            severity = "warning"
+        else:
+            continue
+        findings.append(
+            Finding(f"queue_depth:{name}", severity, f"{depth} tasks are waiting in the {name!r} queue", depth)
+        )
+    return findings
+
+
+def _workers_missing() -> list[Finding]:
+    waiting = {name: depth for name, depth in queue_depths().items() if depth}
+    if not waiting:
+        return []
+    if celery_app.control.ping(timeout=settings.ALERT_WORKER_PING_SECONDS):
+        return []
+    total = sum(waiting.values())
+    return [Finding("workers_missing", "critical", f"No Celery worker answers while {total} tasks wait", total)]
+
+
+def _replication_lag() -> list[Finding]:
+    if "replica" not in settings.DATABASES:
+        return []
+    from operations.health import DOWN, probe_replica, run_check
+
+    result = run_check("database_replica", False, probe_replica)
+    if result.status == DOWN:
+        return [Finding("replication:down", "critical", f"The database standby is unreachable ({result.error})")]
+    lag = result.detail["replication_lag_s"]
+    if lag >= settings.ALERT_REPLICATION_LAG_SECONDS:
+        return [Finding("replication:lag", "warning", f"The standby is {lag:.0f} s behind the primary", lag)]
+    return []
+
+
+def _backups() -> list[Finding]:
+    from operations.health import probe_backups
+
+    _, detail = probe_backups()
+    findings = []
+    for problem in detail.get("problems", []):
+        severity = "critical" if "failed" in problem else "warning"
+        key = problem.split(" within ")[0].replace(" ", "_")
+        findings.append(Finding(f"backups:{key}", severity, f"Backups: {problem}"))
+    return findings
+
+
+RULES: list[Rule] = [
+    Rule("queue_depth", "Tasks pile up in a Celery queue.", "queue-depth.md", _queue_depth),
+    Rule("workers_missing", "Tasks wait and no worker answers.", "workers-missing.md", _workers_missing),
+    Rule("replication", "The standby lags or is gone.", "replication.md", _replication_lag),
+    Rule("backups", "Backups or restore drills are overdue or failing.", "backups.md", _backups, lambda: 0),
+]
+
+
+def runbook_link(rule: Rule) -> str:
+    base = settings.ALERT_RUNBOOK_BASE_URL.rstrip("/")
+    return f"{base}/{rule.runbook}" if base else f"platform/runbooks/{rule.runbook}"
