@@ -249,6 +249,11 @@ USE_TZ = True
 # --- Operations ------------------------------------------------------------------------
 
 HEALTH_TOKEN = env_str("HEALTH_TOKEN")
+# The public address of the site, for links in emails (confirmation, unsubscribe).
+SITE_URL = env_url("SITE_URL", "http://localhost:8000", schemes=("http", "https")).rstrip("/")
+# Public status page: its title, and how long component states are reused between page views.
+STATUS_PAGE_TITLE = env_str("STATUS_PAGE_TITLE", "Herald status")
+STATUS_PAGE_CACHE_SECONDS = env_int("STATUS_PAGE_CACHE_SECONDS", 10, minimum=0)
 # A file whose presence takes this node out of the load balancer (operators: touch it to drain).
 DRAIN_FILE = env_str("DRAIN_FILE")
 NODE_NAME = env_str("NODE_NAME", "")

@@ -187,3 +187,61 @@ class AlertNotification(TimeStampedModel):
             # The monitor's delivery loop: pending notifications whose next attempt is due.
             models.Index(fields=["next_attempt_at"], name="operations_notif_due", condition=models.Q(status="pending"))
         ]
+
+
+class Incident(TimeStampedModel):
+    """An operator's account of something going wrong, shown on the public status page."""
+
+    class Impact(models.TextChoices):
+        NONE = "none", "None"
+        MINOR = "minor", "Minor (degraded performance)"
+        MAJOR = "major", "Major (partial outage)"
+        CRITICAL = "critical", "Critical (full outage)"
+
+    class Status(models.TextChoices):
+        INVESTIGATING = "investigating", "Investigating"
+        IDENTIFIED = "identified", "Identified"
+        MONITORING = "monitoring", "Monitoring"
+        RESOLVED = "resolved", "Resolved"
+
+    title = models.CharField(max_length=200)
+    impact = models.CharField(max_length=10, choices=Impact.choices, default=Impact.MINOR)
+    status = models.CharField(max_length=15, choices=Status.choices, default=Status.INVESTIGATING)
+    components = models.JSONField(default=list, help_text="Keys of the affected status components.")
+    started_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    postmortem = models.TextField(blank=True, help_text="Post-incident summary, written when it is resolved.")
+    created_by = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            # The status page lists the incidents still open.
+            models.Index(
+                fields=["-started_at"], name="operations_incident_open", condition=~models.Q(status="resolved")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class IncidentUpdate(TimeStampedModel):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
+    status = models.CharField(max_length=15, choices=Incident.Status.choices)
+    message = models.TextField()
+    estimated_resolution_at = models.DateTimeField(null=True, blank=True)
+    posted_by = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class StatusSubscription(TimeStampedModel):
+    """A client's address that receives incident updates by email, once confirmed."""
+
+    email = models.EmailField(unique=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.email

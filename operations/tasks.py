@@ -13,3 +13,20 @@ def backup() -> int:
 @shared_task(name="operations.restore_drill", queue="default", soft_time_limit=3300, time_limit=3600)
 def restore_drill() -> int:
     return restore_drill_run().pk
+
+
+@shared_task(
+    name="operations.notify_status_subscribers",
+    queue="default",
+    soft_time_limit=600,
+    time_limit=660,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=10,
+)
+def notify_status_subscribers(update_id: int) -> int:
+    from operations.incidents import status_subscribers_notify
+    from operations.models import IncidentUpdate
+
+    update = IncidentUpdate.objects.select_related("incident").filter(pk=update_id).first()
+    return status_subscribers_notify(update=update) if update else 0

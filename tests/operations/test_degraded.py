@@ -24,7 +24,10 @@ TOKEN = {"Authorization": "Bearer degraded-test-token"}
 @pytest.fixture(scope="module")
 def herald():
     directory = service_tempdir("herald-degraded-")
-    herald = LocalHerald(directory, extra_env={"HEALTH_TOKEN": "degraded-test-token", "WEB_CONCURRENCY": "1"})
+    herald = LocalHerald(
+        directory,
+        extra_env={"HEALTH_TOKEN": "degraded-test-token", "WEB_CONCURRENCY": "1", "STATUS_PAGE_CACHE_SECONDS": "0"},
+    )
     herald.up()
     yield herald
     herald.down()
@@ -72,6 +75,13 @@ def test_with_redis_stopped_the_platform_is_degraded_but_serves(herald):
 
 def test_with_postgres_stopped_health_is_down_and_pages_say_unavailable(herald):
     session = sign_in(herald.url, *DEMO)
+    herald.manage(
+        "shell",
+        "-c",
+        "from operations.incidents import incident_open; "
+        "incident_open(title='Database maintenance', impact='minor', components=['api'], message='Planned.', by='ops')",
+    )
+    assert "Database maintenance" in get(herald, "/status/").text  # seen once, so it is cached
     herald.postgres.stop()
     try:
         assert get(herald, "/healthz").status_code == 200
@@ -90,6 +100,12 @@ def test_with_postgres_stopped_health_is_down_and_pages_say_unavailable(herald):
             assert page.headers["Retry-After"]
         # The login page itself answers too (it needs no database until the form is posted).
         assert get(herald, "/accounts/login/").status_code == 200
+        # The public status page answers during the outage it reports, from cached incidents.
+        status = get(herald, "/status/")
+        assert status.status_code == 200
+        assert 'data-testid="component-dashboard">Major outage<' in status.text
+        assert "Database maintenance" in status.text
+        assert "could not be refreshed just now" in status.text
     finally:
         herald.postgres.start()
     assert get(herald, "/", session).status_code == 200
