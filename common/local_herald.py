@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -94,11 +95,14 @@ class LocalHerald:
         self.manage("seed_demo")
 
     def start_web(self, log_path: Path | None = None, env: dict[str, str] | None = None) -> None:
+        # Samples of processes from an earlier run would be added to this run's.
+        shutil.rmtree(self.directory / "metrics", ignore_errors=True)
+        (self.directory / "metrics").mkdir()
         log = open(log_path or self.directory / "web.log", "ab")  # noqa: SIM115 - handed to the child
         self.web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.conf.py", "config.wsgi"],
             cwd=REPO,
-            env={**self.environment(), **(env or {})},
+            env={**self.environment(), "PROMETHEUS_MULTIPROC_DIR": str(self.directory / "metrics"), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

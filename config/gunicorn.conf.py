@@ -38,3 +38,11 @@ def post_worker_init(worker):
             stop_worker(signum, frame)
 
     signal.signal(signal.SIGTERM, drain_then_stop)
+
+
+def child_exit(server, worker):
+    # Metrics of a worker that exited are kept as totals, not as a live process's gauges.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -37,7 +37,7 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
 # The load balancer probes plain http; a redirect would read as a failed check.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^health$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^health$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = False
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "operations.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -249,6 +250,11 @@ USE_TZ = True
 # --- Operations ------------------------------------------------------------------------
 
 HEALTH_TOKEN = env_str("HEALTH_TOKEN")
+# Bearer token for /metrics (Prometheus); the health token when unset.
+METRICS_TOKEN = env_str("METRICS_TOKEN", HEALTH_TOKEN)
+# A Celery worker serves its metrics on this port (0: not at all); it needs PROMETHEUS_MULTIPROC_DIR.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_ADDRESS = env_str("WORKER_METRICS_ADDRESS", "127.0.0.1")
 # The public address of the site, for links in emails (confirmation, unsubscribe).
 SITE_URL = env_url("SITE_URL", "http://localhost:8000", schemes=("http", "https")).rstrip("/")
 # Public status page: its title, and how long component states are reused between page views.

@@ -11,6 +11,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("health", views.health_detail, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     path("status/", views_status.status_page, name="status"),
     path("status.json", views_status.status_json, name="status_json"),
     path("status/subscribe/", views_status.status_subscribe, name="status_subscribe"),

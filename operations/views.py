@@ -37,8 +37,7 @@ def readyz(request):
     return JsonResponse({"status": "ready", "node": _node()})
 
 
-def _has_health_token(request) -> bool:
-    expected = settings.HEALTH_TOKEN
+def _has_token(request, expected: str | None) -> bool:
     supplied = request.headers.get("Authorization", "")
     if not expected or not supplied.startswith("Bearer "):
         return False
@@ -51,9 +50,20 @@ def health_detail(request):
     """Each component's status for operators; without the token, only the overall status."""
     report = health.check_all()
     status_code = 503 if report["status"] == health.DOWN else 200
-    if not _has_health_token(request):
+    if not _has_token(request, settings.HEALTH_TOKEN):
         return JsonResponse({"status": report["status"]}, status=status_code)
     return JsonResponse({**report, "node": _node(), "draining": is_draining()}, status=status_code)
+
+
+@never_cache
+@require_safe
+def metrics(request):
+    """Prometheus exposition for this node, with `Authorization: Bearer $METRICS_TOKEN`."""
+    if not _has_token(request, settings.METRICS_TOKEN):
+        return HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
+    from operations.metrics import render_metrics
+
+    return HttpResponse(render_metrics(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def server_error(request):

@@ -5,6 +5,7 @@ Only the database's loss takes Herald down; with Redis gone the dashboard still 
 """
 
 import os
+import re
 import signal
 import time
 
@@ -68,6 +69,11 @@ def test_with_redis_stopped_the_platform_is_degraded_but_serves(herald):
         assert "Demo Workspace" in dashboard.text
         # And a new sign-in works too.
         assert get(herald, "/", sign_in(herald.url, *DEMO)).status_code == 200
+        # The ignored cache errors are counted, across gunicorn's processes.
+        metrics = get(herald, "/metrics", headers=TOKEN).text
+        errors = re.search(r"^herald_cache_errors_total (\S+)$", metrics, re.MULTILINE)
+        assert errors and float(errors.group(1)) > 0
+        assert re.search(r'^herald_http_requests_total\{.*view="dashboard".*\} [1-9]', metrics, re.MULTILINE)
     finally:
         herald.redis.start()
     assert get(herald, "/health").json() == {"status": "ok"}

@@ -1,0 +1,119 @@
+"""Prometheus metrics for web nodes and workers (prometheus-client).
+
+With PROMETHEUS_MULTIPROC_DIR set (as the Procfile processes should), every gunicorn and
+Celery child process writes its samples there and /metrics adds them up; without it, one
+process reports its own. Figures that live elsewhere (queue depths, replication lag, database
+connections) are read when /metrics is scraped.
+"""
+
+import logging
+import os
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
+
+REQUEST_DURATION = Histogram(
+    "herald_http_request_duration_seconds",
+    "Time to answer a request, by view.",
+    ["view", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REQUESTS = Counter("herald_http_requests_total", "Requests answered, by view and status.", ["view", "method", "status"])
+CACHE_ERRORS = Counter("herald_cache_errors_total", "Redis cache or session-cache calls that failed and were ignored.")
+TASKS = Counter("herald_celery_tasks_total", "Celery tasks finished, by task and outcome.", ["task", "outcome"])
+TASK_DURATION = Histogram(
+    "herald_celery_task_duration_seconds",
+    "Time a Celery task ran, by task.",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800),
+)
+
+
+class MetricsMiddleware:
+    """Times every request and counts its status, labelled by the view's URL name."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        view = match.view_name if match and match.view_name else "unmatched"
+        REQUEST_DURATION.labels(view, request.method).observe(time.perf_counter() - started)
+        REQUESTS.labels(view, request.method, str(response.status_code)).inc()
+        return response
+
+
+class CacheErrorCounter(logging.Handler):
+    """Counts the exceptions django-redis logs and ignores (IGNORE_EXCEPTIONS)."""
+
+    def emit(self, record):
+        CACHE_ERRORS.inc()
+
+
+class LiveFiguresCollector:
+    """Gauges read at scrape time from the broker and the database."""
+
+    def collect(self):
+        from operations.alert_rules import queue_depths
+        from operations.health import probe_replica
+
+        depth = GaugeMetricFamily("herald_celery_queue_depth", "Tasks waiting in each queue.", labels=["queue"])
+        try:
+            for name, count in queue_depths().items():
+                depth.add_metric([name], count)
+        except Exception as exc:  # an unreachable broker leaves the gauge empty; /health says why
+            logger.warning("queue depths unavailable for /metrics: %s", exc)
+        yield depth
+        connections_gauge = GaugeMetricFamily(
+            "herald_database_connections", "Connections to the primary, by state.", labels=["state"]
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT COALESCE(state, 'unknown'), count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() GROUP BY 1"
+                )
+                for state, count in cursor.fetchall():
+                    connections_gauge.add_metric([state], count)
+        except DatabaseError:
+            pass
+        yield connections_gauge
+        if "replica" in settings.DATABASES:
+            lag = GaugeMetricFamily("herald_replication_lag_seconds", "How far the standby is behind.")
+            try:
+                _, detail = probe_replica()
+                lag.add_metric([], detail["replication_lag_s"])
+            except Exception as exc:
+                logger.warning("replication lag unavailable for /metrics: %s", exc)
+            yield lag
+
+
+def render_metrics() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        process_metrics = CollectorRegistry()
+        multiprocess.MultiProcessCollector(process_metrics)
+    else:
+        process_metrics = REGISTRY
+    return generate_latest(process_metrics) + generate_latest(_live_registry())
+
+
+def serve_worker_metrics(port: int, address: str) -> None:
+    """A Celery worker has no web server of its own: expose its children's metrics on a port."""
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(port, addr=address, registry=registry)
+
+
+def _live_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LiveFiguresCollector())
+    return registry
