@@ -85,6 +85,7 @@ class LiveFiguresCollector:
         except DatabaseError:
             pass
         yield connections_gauge
+        yield from self._backups()
         if "replica" in settings.DATABASES:
             lag = GaugeMetricFamily("herald_replication_lag_seconds", "How far the standby is behind.")
             try:
@@ -93,6 +94,28 @@ class LiveFiguresCollector:
             except Exception as exc:
                 logger.warning("replication lag unavailable for /metrics: %s", exc)
             yield lag
+
+    def _backups(self):
+        from django.utils import timezone
+
+        from operations.models import Backup, RestoreDrill
+
+        backup_age = GaugeMetricFamily("herald_backup_age_seconds", "Age of the newest successful backup.")
+        drill_passed = GaugeMetricFamily(
+            "herald_restore_drill_passed", "1 if the newest restore drill passed, 0 if it failed."
+        )
+        drill_age = GaugeMetricFamily("herald_restore_drill_age_seconds", "Age of the newest finished restore drill.")
+        try:
+            backup = Backup.objects.filter(status=Backup.Status.SUCCEEDED).first()
+            drill = RestoreDrill.objects.exclude(status=RestoreDrill.Status.RUNNING).first()
+        except DatabaseError:
+            return
+        if backup:
+            backup_age.add_metric([], (timezone.now() - backup.started_at).total_seconds())
+        if drill:
+            drill_passed.add_metric([], 1 if drill.status == RestoreDrill.Status.PASSED else 0)
+            drill_age.add_metric([], (timezone.now() - drill.started_at).total_seconds())
+        yield from (backup_age, drill_passed, drill_age)
 
 
 def render_metrics() -> bytes:
