@@ -106,3 +106,21 @@ def env_host_ports(name: str, default_port: int) -> list[tuple[str, int]]:
         except ValueError:
             raise ConfigurationError(name, f"must list host:port pairs, got {item!r}.") from None
     return pairs
+
+
+def env_percentages(name: str, defaults: dict[str, float]) -> dict[str, float]:
+    """`key=percent,key=percent` overriding `defaults`; each strictly between 0 and 100."""
+    values = dict(defaults)
+    for item in env_list(name, []):
+        key, _, number = item.partition("=")
+        key = key.strip()
+        if key not in defaults:
+            raise ConfigurationError(name, f"names an unknown objective {key!r}; known: {', '.join(defaults)}.")
+        try:
+            percent = float(number)
+        except ValueError:
+            raise ConfigurationError(name, f"needs key=percent pairs, got {item!r}.") from None
+        if not 0 < percent < 100:
+            raise ConfigurationError(name, f"targets must be between 0 and 100 (exclusive), got {key}={number}.")
+        values[key] = percent
+    return values

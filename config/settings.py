@@ -12,6 +12,7 @@ from config.env import (
     env_host_ports,
     env_int,
     env_list,
+    env_percentages,
     env_str,
     env_url,
 )
@@ -282,6 +283,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=RESTORE_DRILL_INTERVAL_HOURS),
     },
 }
+
+# Service level objectives, in percent of good events (README: "Service level objectives").
+SLO_TARGETS = env_percentages(
+    "SLO_TARGETS",
+    {"send_success": 99.9, "api_latency": 95.0, "dashboard_availability": 99.95, "import_latency": 99.0},
+)
+SLO_API_LATENCY_MS = env_int("SLO_API_LATENCY_MS", 300, minimum=1)
+SLO_IMPORT_SECONDS_PER_100K_ROWS = env_int("SLO_IMPORT_SECONDS_PER_100K_ROWS", 120, minimum=1)
 
 # Alerting (`manage.py monitor` evaluates the rules in operations/alert_rules.py).
 ALERT_EVALUATION_SECONDS = env_float("ALERT_EVALUATION_SECONDS", 15.0)

@@ -15,6 +15,8 @@ from django.db import DatabaseError, connection
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from operations.slo import sli_record
+
 logger = logging.getLogger(__name__)
 
 REQUEST_DURATION = Histogram(
@@ -47,6 +49,10 @@ class MetricsMiddleware:
         view = match.view_name if match and match.view_name else "unmatched"
         REQUEST_DURATION.labels(view, request.method).observe(time.perf_counter() - started)
         REQUESTS.labels(view, request.method, str(response.status_code)).inc()
+        if request.path.startswith("/api/"):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            good = elapsed_ms <= settings.SLO_API_LATENCY_MS and response.status_code < 500
+            sli_record(objective="api_latency", good=good)
         return response
 
 

@@ -245,3 +245,35 @@ class StatusSubscription(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.email
+
+
+class SliMinute(models.Model):
+    """Good and total events of one service level indicator in one minute.
+
+    `buffer` rows hold a minute's count flushed from Redis (rewritten whole, so a repeated
+    flush changes nothing); `direct` rows count events written straight to Postgres while
+    Redis was away. An objective's figure over a window is the sum of both.
+    """
+
+    class Source(models.TextChoices):
+        BUFFER = "buffer", "Flushed from Redis"
+        DIRECT = "direct", "Written directly"
+
+    objective = models.CharField(max_length=40)
+    minute = models.DateTimeField()
+    source = models.CharField(max_length=6, choices=Source.choices)
+    good = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["objective", "minute", "source"], name="operations_sliminute_unique"),
+            models.CheckConstraint(
+                condition=models.Q(good__gte=0) & models.Q(good__lte=models.F("total")),
+                name="operations_sliminute_good_within_total",
+            ),
+        ]
+        indexes = [models.Index(fields=["objective", "minute"], name="operations_sli_window")]
+
+    def __str__(self) -> str:
+        return f"{self.objective} {self.minute:%Y-%m-%d %H:%M}: {self.good}/{self.total}"

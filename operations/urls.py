@@ -17,6 +17,7 @@ urlpatterns = [
     path("status/subscribe/", views_status.status_subscribe, name="status_subscribe"),
     path("status/confirm/<str:token>/", views_status.status_confirm, name="status_confirm"),
     path("status/unsubscribe/<str:token>/", views_status.status_unsubscribe, name="status_unsubscribe"),
+    path("operations/slos/", views_status.slo_overview, name="slos"),
     path("operations/incidents/", views_status.incident_list, name="incident_list"),
     path("operations/incidents/<int:incident_id>/", views_status.incident_detail, name="incident_detail"),
 ]

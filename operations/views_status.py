@@ -71,6 +71,14 @@ def status_unsubscribe(request, token):
 
 
 @staff_member_required
+@require_safe
+def slo_overview(request):
+    from operations.slo import objectives_report
+
+    return render(request, "operations/slos.html", {"objectives": objectives_report()})
+
+
+@staff_member_required
 @require_http_methods(["GET", "POST"])
 def incident_list(request):
     form = IncidentOpenForm(request.POST or None)

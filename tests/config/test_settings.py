@@ -129,3 +129,17 @@ def test_celery_app_is_configured_for_at_least_once_delivery():
     assert app.conf.accept_content == ["json"]
     assert {queue.name for queue in app.conf.task_queues} == {"send", "imports", "analytics", "default"}
     assert app.conf.task_time_limit and app.conf.task_soft_time_limit
+
+
+@pytest.mark.parametrize(
+    "value", ["api_latency=100", "api_latency=0", "api_latency=-5", "api_latency=abc", "uptime=99"]
+)
+def test_an_slo_target_outside_0_to_100_or_unknown_is_refused(value):
+    assert_refused(start({"SLO_TARGETS": value}), "SLO_TARGETS")
+
+
+def test_slo_targets_override_the_defaults():
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.SLO_TARGETS)"
+    result = start({"SLO_TARGETS": "api_latency=99.5"}, code=code)
+    assert result.returncode == 0, result.stderr
+    assert "'api_latency': 99.5" in result.stdout and "'send_success': 99.9" in result.stdout

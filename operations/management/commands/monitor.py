@@ -1,8 +1,10 @@
-"""`manage.py monitor`: evaluate alert rules and deliver notifications, every few seconds, forever.
+"""`manage.py monitor`: flush SLO counts, evaluate alert rules and deliver notifications, in a loop.
 
-Run one per node (Procfile `monitor`); an advisory lock lets only one evaluate at a time.
+Run one per node (Procfile `monitor`); an advisory lock lets only one evaluate at a time. Each
+step's failure is logged and retried next round: the monitor must outlive what it watches.
 """
 
+import logging
 import signal
 import threading
 
@@ -11,13 +13,16 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connections
 
 from operations.alerting import alerts_evaluate, notifications_deliver
+from operations.slo import sli_flush
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Evaluate alert rules and deliver alert notifications in a loop."
+    help = "Flush SLO counts, evaluate alert rules and deliver alert notifications in a loop."
 
     def add_arguments(self, parser):
-        parser.add_argument("--once", action="store_true", help="Evaluate and deliver once, then exit.")
+        parser.add_argument("--once", action="store_true", help="Run one round, then exit.")
         parser.add_argument("--interval", type=float, default=None, help="Seconds between rounds.")
 
     def handle(self, *args, once, interval, **options):
@@ -25,15 +30,14 @@ class Command(BaseCommand):
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         while not stopping.is_set():
-            try:
-                changed = alerts_evaluate()
-                delivered = notifications_deliver()
-                if changed or delivered:
-                    self.stdout.write(f"alerts changed: {len(changed or [])}, notifications delivered: {delivered}")
-            except DatabaseError as exc:
-                # Alert state lives in Postgres; while it is away, try again next round.
-                self.stderr.write(f"monitor: database unavailable ({exc}); retrying")
-                connections.close_all()
+            for step in (sli_flush, alerts_evaluate, notifications_deliver):
+                try:
+                    step()
+                except DatabaseError:
+                    logger.warning("monitor: database unavailable during %s; retrying next round", step.__name__)
+                    connections.close_all()
+                except Exception:
+                    logger.exception("monitor: %s failed; retrying next round", step.__name__)
             if once:
                 return
             stopping.wait(interval)
