@@ -1,11 +1,13 @@
 """Shared fixtures: two workspaces and the alice (owner), bob (teammate), charlie (stranger) trio."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
 
 from accounts.models import Member
+from common.smtp_sink import Store
 from tests.factories import PASSWORD, MemberFactory, UserFactory, WorkspaceFactory
 
 
@@ -24,6 +26,19 @@ def _clear_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """The session's real SMTP sink, emptied; the platform's mail goes to it over SMTP.
+
+    pytest-django swaps in Django's in-memory mail backend for every test; this puts the SMTP
+    backend back, so what a test checks is what really left over the wire.
+    """
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    store = Store(os.environ["SMTP_SINK_DIR"])
+    store.clear()
+    return store
 
 
 @pytest.fixture

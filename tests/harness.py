@@ -1,8 +1,9 @@
-"""pytest plugin: a throwaway Postgres and Redis for the test session, on free ports.
+"""pytest plugin: a throwaway Postgres, Redis and SMTP sink for the test session, on free ports.
 
 Loaded with `-p tests.harness` (see pyproject.toml) so it runs before pytest-django reads the
-settings. DATABASE_URL and REDIS_URL, when set, are honoured instead: the suite then runs
-against those servers and starts nothing.
+settings. The sink receives the mail the platform sends, from tests and workers alike. DATABASE_URL,
+REDIS_URL and SMTP_SINK_DIR, when set, are honoured instead: the suite then uses those and
+starts nothing.
 """
 
 import os
@@ -11,6 +12,7 @@ import shutil
 import pytest
 
 from common.local_services import LocalPostgres, LocalRedis, service_tempdir
+from common.smtp_sink import SmtpSink
 
 TEST_ENVIRONMENT = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -53,6 +55,11 @@ def _start_session_services(config) -> None:
             redis = LocalRedis(directory / "redis").start()
             started.append(redis)
             os.environ["REDIS_URL"] = redis.url
+        if not os.environ.get("SMTP_SINK_DIR"):
+            # Mail the platform sends (in this process or in worker subprocesses) lands here.
+            sink = SmtpSink(directory / "smtp").start()
+            started.append(sink)
+            os.environ.update(SMTP_SINK_DIR=str(sink.store.directory), EMAIL_HOST=sink.host, EMAIL_PORT=str(sink.port))
     except Exception:
         stop_all()
         raise

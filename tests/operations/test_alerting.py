@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
@@ -24,6 +23,7 @@ from operations.alert_rules import RULES, Finding, Rule
 from operations.alerting import ADVISORY_LOCK_KEY, alert_acknowledge, alerts_evaluate, notifications_deliver
 from operations.lib.postgres_tools import conninfo_from_django
 from operations.models import Alert, AlertChannel, AlertNotification
+from tests.mail import outbox
 
 pytestmark = pytest.mark.django_db
 
@@ -302,12 +302,12 @@ def test_slack_channel_gets_a_readable_message(alert_settings, receiver):
     assert receiver.received[0]["text"].startswith("[Herald FIRING] [warning] disk almost full")
 
 
-def test_email_channel_sends_a_message(alert_settings):
+def test_email_channel_sends_a_message(alert_settings, smtp_sink):
     AlertChannel.objects.create(name="mail", kind="email", target="oncall@example.com")
     alerts_evaluate(rules=[always(Finding("test:e", "critical", "mail me"))])
     notifications_deliver()
-    assert mail.outbox[0].to == ["oncall@example.com"]
-    assert mail.outbox[0].subject == "[Herald FIRING] [critical] mail me"
+    assert outbox()[0].to == ["oncall@example.com"]
+    assert outbox()[0].subject == "[Herald FIRING] [critical] mail me"
 
 
 def test_an_unknown_channel_type_is_refused():

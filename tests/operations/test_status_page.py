@@ -3,14 +3,14 @@
 import re
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 
 from operations.incidents import status_subscribers_notify
 from operations.models import Incident, IncidentUpdate, StatusSubscription
 from tests.factories import UserFactory
+from tests.mail import outbox
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("smtp_sink")]
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_opening_an_incident_shows_it_publicly_and_emails_confirmed_subscribers(
     assert re.search(r'data-testid="component-dashboard">Operational<', status)
 
     assert deliver_latest_update() == 1
-    (message,) = mail.outbox
+    (message,) = outbox()
     assert message.to == ["cto@client.test"]
     assert message.subject == "[Investigating] Sending is delayed"
     assert "Campaigns are queued but not leaving" in message.body
@@ -88,8 +88,8 @@ def test_updates_carry_the_estimated_resolution(operator_client, subscribers):
     incident.refresh_from_db()
     assert incident.status == "identified"
     deliver_latest_update()
-    assert "Estimated resolution: 2026-11-23 10:30" in mail.outbox[-1].body
-    assert mail.outbox[-1].subject == "[Identified] Sending is delayed"
+    assert "Estimated resolution: 2026-11-23 10:30" in outbox()[-1].body
+    assert outbox()[-1].subject == "[Identified] Sending is delayed"
 
 
 def test_resolving_needs_a_summary_then_clears_the_page_and_tells_subscribers(operator_client, client, subscribers):
@@ -104,8 +104,8 @@ def test_resolving_needs_a_summary_then_clears_the_page_and_tells_subscribers(op
     incident.refresh_from_db()
     assert incident.status == "resolved" and incident.resolved_at
     deliver_latest_update()
-    assert mail.outbox[-1].subject == "[Resolved] Sending is delayed"
-    assert "A relay's certificate expired." in mail.outbox[-1].body
+    assert outbox()[-1].subject == "[Resolved] Sending is delayed"
+    assert "A relay's certificate expired." in outbox()[-1].body
     assert "All systems operational" in client.get(reverse("operations:status")).content.decode()
 
 
@@ -141,7 +141,7 @@ def test_subscribing_takes_a_confirmed_address(client):
     client.post(reverse("operations:status_subscribe"), {"email": "Reader@Client.test"})
     subscription = StatusSubscription.objects.get()
     assert subscription.email == "reader@client.test" and subscription.confirmed_at is None
-    link = re.search(r"http\S+/status/confirm/\S+/", mail.outbox[0].body).group(0)
+    link = re.search(r"http\S+/status/confirm/\S+/", outbox()[0].body).group(0)
     path = link.split("://", 1)[1].split("/", 1)[1]
     client.get("/" + path)
     subscription.refresh_from_db()
@@ -164,7 +164,7 @@ def test_a_bad_address_is_refused(client):
 def test_unsubscribing_asks_then_removes(client, subscribers, operator_client):
     open_incident(operator_client)
     deliver_latest_update()
-    link = re.search(r"/status/unsubscribe/\S+/", mail.outbox[0].body).group(0)
+    link = re.search(r"/status/unsubscribe/\S+/", outbox()[0].body).group(0)
     assert "Stop incident updates?" in client.get(link).content.decode()
     assert StatusSubscription.objects.filter(email="cto@client.test").exists()
     client.post(link)
