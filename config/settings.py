@@ -282,7 +282,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "operations.restore_drill",
         "schedule": timedelta(hours=RESTORE_DRILL_INTERVAL_HOURS),
     },
+    "operations.synthetic_check": {"task": "operations.synthetic_check", "schedule": timedelta(seconds=60)},
 }
+
+# Synthetic monitoring (operations/synthetic.py): a probe signs in through the public address.
+SYNTHETIC_BASE_URL = env_url("SYNTHETIC_BASE_URL", SITE_URL, schemes=("http", "https"))
+SYNTHETIC_PROBE_EMAIL = env_str("SYNTHETIC_PROBE_EMAIL", "synthetic-probe@herald.invalid")
+SYNTHETIC_PROBE_PASSWORD = env_str("SYNTHETIC_PROBE_PASSWORD", "")
+SYNTHETIC_TIMEOUT_SECONDS = env_float("SYNTHETIC_TIMEOUT_SECONDS", 10.0)
+SYNTHETIC_RETENTION_DAYS = env_int("SYNTHETIC_RETENTION_DAYS", 35, minimum=1)
 
 # Service level objectives, in percent of good events (README: "Service level objectives").
 SLO_TARGETS = env_percentages(

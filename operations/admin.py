@@ -1,10 +1,11 @@
 """Django admin for backups and restore drills (read-only: made by `manage.py backup`,
-`manage.py restore_drill` and beat), alert channels, and alerts (acknowledged from here)."""
+`manage.py restore_drill` and beat), synthetic checks, alert channels, and alerts (acknowledged
+from here)."""
 
 from django.contrib import admin, messages
 
 from operations.alerting import alert_acknowledge
-from operations.models import Alert, AlertChannel, AlertNotification, Backup, RestoreDrill
+from operations.models import Alert, AlertChannel, AlertNotification, Backup, RestoreDrill, SyntheticCheck
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,6 +28,13 @@ class RestoreDrillAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "status", "backup", "finished_at"]
     list_filter = ["status"]
     search_fields = ["error"]
+
+
+@admin.register(SyntheticCheck)
+class SyntheticCheckAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "ok", "duration_ms", "failed_step", "error"]
+    list_filter = ["ok", "failed_step"]
+    date_hierarchy = "started_at"
 
 
 @admin.register(AlertChannel)

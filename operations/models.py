@@ -277,3 +277,21 @@ class SliMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.objective} {self.minute:%Y-%m-%d %H:%M}: {self.good}/{self.total}"
+
+
+class SyntheticCheck(models.Model):
+    """One run of the synthetic probe (operations/synthetic.py): did a user's path work, and how fast."""
+
+    started_at = models.DateTimeField(db_index=True)
+    ok = models.BooleanField()
+    duration_ms = models.PositiveIntegerField()
+    failed_step = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    steps = models.JSONField(default=list, help_text="Each step's name, outcome, milliseconds and detail.")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        outcome = "passed" if self.ok else f"failed at {self.failed_step}"
+        return f"Synthetic check {self.started_at:%Y-%m-%d %H:%M:%S} {outcome}"

@@ -74,8 +74,11 @@ def status_unsubscribe(request, token):
 @require_safe
 def slo_overview(request):
     from operations.slo import objectives_report
+    from operations.synthetic import synthetic_timeline
 
-    return render(request, "operations/slos.html", {"objectives": objectives_report()})
+    return render(
+        request, "operations/slos.html", {"objectives": objectives_report(), "synthetic": synthetic_timeline()}
+    )
 
 
 @staff_member_required
