@@ -312,6 +312,12 @@ ALERT_DELIVERY_TIMEOUT = env_float("ALERT_DELIVERY_TIMEOUT", 5.0)
 ALERT_MAX_ATTEMPTS = env_int("ALERT_MAX_ATTEMPTS", 8, minimum=1)
 ALERT_RUNBOOK_BASE_URL = env_str("ALERT_RUNBOOK_BASE_URL", "")
 ALERT_FROM_EMAIL = env_str("ALERT_FROM_EMAIL", "herald-alerts@localhost")
+# Burn rates of an SLO's error budget that alert: over 1 h (critical) and over 24 h (warning),
+# counted only once a window holds this many events.
+ALERT_SLO_FAST_BURN = env_float("ALERT_SLO_FAST_BURN", 14.4)
+ALERT_SLO_SLOW_BURN = env_float("ALERT_SLO_SLOW_BURN", 3.0)
+ALERT_SLO_MIN_EVENTS = env_int("ALERT_SLO_MIN_EVENTS", 10, minimum=1)
+ALERT_SYNTHETIC_STALE_SECONDS = env_float("ALERT_SYNTHETIC_STALE_SECONDS", 300.0)
 
 # Outgoing mail from the platform itself (confirmations, alerts, status updates). Campaigns
 # go through the workspace's SMTP relays instead. The default reaches the local SMTP sink

@@ -98,11 +98,60 @@ def _backups() -> list[Finding]:
     return findings
 
 
+def _slo_burn() -> list[Finding]:
+    """Multi-window burn-rate alerts: fast burn pages, slow burn warns (Google SRE workbook)."""
+    from operations.slo import OBJECTIVES, burn_rates
+
+    rates = burn_rates()
+    findings = []
+    for objective, (title, _) in OBJECTIVES.items():
+        for window, threshold, severity in (
+            ("1 h", settings.ALERT_SLO_FAST_BURN, "critical"),
+            ("24 h", settings.ALERT_SLO_SLOW_BURN, "warning"),
+        ):
+            rate, events = rates.get((objective, window), (0.0, 0))
+            if events >= settings.ALERT_SLO_MIN_EVENTS and rate >= threshold:
+                findings.append(
+                    Finding(
+                        f"slo_burn:{objective}:{window.replace(' ', '')}",
+                        severity,
+                        f"{title} is spending its error budget {rate:.1f}x too fast over {window}",
+                        rate,
+                    )
+                )
+                break  # the fast burn says it all; no second finding for the slow one
+    return findings
+
+
+def _synthetic() -> list[Finding]:
+    from django.utils import timezone
+
+    from operations.models import SyntheticCheck
+
+    latest = SyntheticCheck.objects.first()
+    if latest is None:
+        return []  # never run: nothing to compare against yet (a fresh install)
+    age = (timezone.now() - latest.started_at).total_seconds()
+    if age > settings.ALERT_SYNTHETIC_STALE_SECONDS:
+        return [Finding("synthetic:stale", "warning", f"No synthetic check has run for {age / 60:.0f} minutes", age)]
+    if not latest.ok:
+        return [
+            Finding(
+                "synthetic:failing",
+                "critical",
+                f"The synthetic check fails at {latest.failed_step}: {latest.error}",
+            )
+        ]
+    return []
+
+
 RULES: list[Rule] = [
     Rule("queue_depth", "Tasks pile up in a Celery queue.", "queue-depth.md", _queue_depth),
     Rule("workers_missing", "Tasks wait and no worker answers.", "workers-missing.md", _workers_missing),
     Rule("replication", "The standby lags or is gone.", "replication.md", _replication_lag),
     Rule("backups", "Backups or restore drills are overdue or failing.", "backups.md", _backups, lambda: 0),
+    Rule("slo_burn", "An objective spends its error budget too fast.", "slo-burn.md", _slo_burn),
+    Rule("synthetic", "The synthetic probe cannot sign in and load the dashboard.", "synthetic.md", _synthetic),
 ]
 
 

@@ -92,6 +92,7 @@ class LiveFiguresCollector:
             pass
         yield connections_gauge
         yield from self._backups()
+        yield from self._objectives()
         if "replica" in settings.DATABASES:
             lag = GaugeMetricFamily("herald_replication_lag_seconds", "How far the standby is behind.")
             try:
@@ -100,6 +101,30 @@ class LiveFiguresCollector:
             except Exception as exc:
                 logger.warning("replication lag unavailable for /metrics: %s", exc)
             yield lag
+
+    def _objectives(self):
+        from django.utils import timezone
+
+        from operations.models import SyntheticCheck
+        from operations.slo import burn_rates
+
+        burn = GaugeMetricFamily(
+            "herald_slo_burn_rate",
+            "How fast each objective spends its error budget over a window (1 = exactly on budget).",
+            labels=["objective", "window"],
+        )
+        probe_ok = GaugeMetricFamily("herald_synthetic_check_ok", "1 if the newest synthetic check passed, else 0.")
+        probe_age = GaugeMetricFamily("herald_synthetic_check_age_seconds", "Age of the newest synthetic check.")
+        try:
+            for (objective, window), (rate, _) in burn_rates().items():
+                burn.add_metric([objective, window.replace(" ", "")], rate)
+            latest = SyntheticCheck.objects.first()
+        except DatabaseError:
+            return
+        if latest:
+            probe_ok.add_metric([], 1 if latest.ok else 0)
+            probe_age.add_metric([], (timezone.now() - latest.started_at).total_seconds())
+        yield from (burn, probe_ok, probe_age)
 
     def _backups(self):
         from django.utils import timezone

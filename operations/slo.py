@@ -138,3 +138,15 @@ def objectives_report() -> list[dict]:
         figures = [WindowFigure(label, *_counted(key, now - span), target) for label, span in WINDOWS.items()]
         report.append({"key": key, "title": title, "description": description, "target": target, "windows": figures})
     return report
+
+
+def burn_rates(windows: dict[str, timedelta] | None = None) -> dict[tuple[str, str], tuple[float, int]]:
+    """(objective, window) -> (burn rate, events counted), for objectives with events in the window."""
+    now = timezone.now()
+    rates = {}
+    for key in OBJECTIVES:
+        for label, span in (windows or WINDOWS).items():
+            figure = WindowFigure(label, *_counted(key, now - span), settings.SLO_TARGETS[key])
+            if figure.total:
+                rates[(key, label)] = (figure.burn_rate, figure.total)
+    return rates

@@ -18,6 +18,9 @@ EXPOSED = {
     "herald_backup_age_seconds",
     "herald_restore_drill_passed",
     "herald_restore_drill_age_seconds",
+    "herald_slo_burn_rate",
+    "herald_synthetic_check_ok",
+    "herald_synthetic_check_age_seconds",
     REQUESTS._name + "_total",
     CACHE_ERRORS._name + "_total",
 }

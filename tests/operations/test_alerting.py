@@ -353,3 +353,44 @@ def test_only_one_monitor_evaluates_at_a_time(alert_settings):
 def test_every_rule_links_a_runbook_that_exists():
     for rule in RULES:
         assert (REPO / "platform" / "runbooks" / rule.runbook).is_file(), rule.key
+
+
+def rule(key):
+    return next(rule for rule in RULES if rule.key == key)
+
+
+def test_a_fast_error_budget_burn_is_critical_and_a_healthy_objective_is_quiet(settings):
+    from operations.models import SliMinute
+
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=5)
+    # 2 % of sign-ins failing against a 99.95 % target burns the budget 40x too fast.
+    SliMinute.objects.create(objective="dashboard_availability", minute=minute, source="buffer", good=98, total=100)
+    SliMinute.objects.create(objective="api_latency", minute=minute, source="buffer", good=100, total=100)
+    (finding,) = rule("slo_burn").measure()
+    assert finding.severity == "critical"
+    assert finding.fingerprint == "slo_burn:dashboard_availability:1h"
+    assert "Dashboard availability" in finding.summary and "40.0x" in finding.summary
+
+
+def test_too_few_events_never_alert_on_burn_rate(settings):
+    from operations.models import SliMinute
+
+    settings.ALERT_SLO_MIN_EVENTS = 10
+    minute = timezone.now().replace(second=0, microsecond=0)
+    SliMinute.objects.create(objective="send_success", minute=minute, source="buffer", good=0, total=3)
+    assert rule("slo_burn").measure() == []
+
+
+def test_a_failing_synthetic_check_is_critical_and_a_silent_probe_warns(settings):
+    from operations.models import SyntheticCheck
+
+    assert rule("synthetic").measure() == []  # never run yet: nothing to say
+    SyntheticCheck.objects.create(
+        started_at=timezone.now(), ok=False, duration_ms=5, failed_step="sign_in", error="could not connect"
+    )
+    (failing,) = rule("synthetic").measure()
+    assert failing.severity == "critical" and "sign_in: could not connect" in failing.summary
+
+    SyntheticCheck.objects.all().update(started_at=timezone.now() - timedelta(minutes=30), ok=True)
+    (stale,) = rule("synthetic").measure()
+    assert stale.severity == "warning" and "30 minutes" in stale.summary
