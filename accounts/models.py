@@ -94,3 +94,60 @@ class Member(TimeStampedModel):
     def can_manage(self) -> bool:
         """Admins and owners manage members and the workspace's settings."""
         return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+class ApiKey(TimeStampedModel):
+    """A workspace's key for the JSON API; only its hash is stored, the key is shown once.
+
+    An API key stands in for a member in the access helpers: it has a `workspace_id`, and
+    `can_write` from its scope (it never manages members).
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        WRITE = "write", "Read and write"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=120)
+    # The key's first characters, kept in clear so it can be found (and recognised in a list).
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=5, choices=Scope.choices, default=Scope.READ)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == self.Scope.WRITE
+
+    can_manage = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyRecord(models.Model):
+    """The stored answer to an API POST sent with an `Idempotency-Key`, replayed on a retry."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # A retry must be the same request; the same key with another body is the client's bug.
+    request_fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="accounts_idempotency_unique")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -2,10 +2,12 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
-from accounts.models import Member, User, Workspace
+from accounts.api import KEY_PREFIX, hash_api_key
+from accounts.models import ApiKey, Member, User, Workspace
 
 
 def _unique_slug(name: str) -> str:
@@ -87,3 +89,26 @@ def workspace_rename(*, workspace: Workspace, name: str) -> Workspace:
     workspace.name = name
     workspace.save(update_fields=["name", "updated_at"])
     return workspace
+
+
+def api_key_create(*, workspace: Workspace, name: str, scope: str, actor: User | None = None) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is shown once and never stored."""
+    name = name.strip()
+    if not name:
+        raise ValidationError("Give the key a name, so you know later what uses it.")
+    if scope not in ApiKey.Scope.values:
+        raise ValidationError(f"Scope must be one of {', '.join(ApiKey.Scope.values)}.")
+    secret = KEY_PREFIX + get_random_string(8) + "_" + get_random_string(40)
+    key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name,
+        scope=scope,
+        prefix=secret[: len(KEY_PREFIX) + 8],
+        key_hash=hash_api_key(secret),
+        created_by=actor,
+    )
+    return key, secret
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

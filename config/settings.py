@@ -1,5 +1,6 @@
 """Herald's one settings module: every value comes from the environment (see .env.example)."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -225,6 +226,17 @@ AXES_VERBOSE = False
 # Behind HAProxy the client's address is the last hop it appended to X-Forwarded-For.
 AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# --- JSON API --------------------------------------------------------------------------
+
+# Requests one API key may make per period ("600/m": s, m, h or d).
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
+if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)", API_RATE_LIMIT):
+    raise ConfigurationError(
+        "API_RATE_LIMIT", f"must look like '600/m' (a count per s, m, h or d), got {API_RATE_LIMIT!r}."
+    )
+# The API's own client address rule matches the login lockout's (see TRUSTED_PROXY_COUNT).
+NINJA_NUM_PROXIES = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 # --- Static files ----------------------------------------------------------------------
 

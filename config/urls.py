@@ -1,9 +1,23 @@
-"""Top-level URL map: the dashboard, accounts, the admin and the health endpoints."""
+"""Top-level URL map: the dashboard, accounts, the admin, the JSON API and the health endpoints."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from ninja import NinjaAPI
 
+from accounts import api as accounts_api
 from accounts import views as account_views
+
+# One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
+api = NinjaAPI(
+    title="Herald API",
+    version="1",
+    description="Herald's JSON API. Authenticate with `Authorization: Bearer <API key>` (Settings → API keys).",
+    auth=accounts_api.ApiKeyAuth(),
+    throttle=[accounts_api.ApiKeyRateThrottle(settings.API_RATE_LIMIT)],
+    urls_namespace="api",
+)
+api.add_router("/", accounts_api.router)
 
 urlpatterns = [
     path("", account_views.dashboard, name="dashboard"),
@@ -12,6 +26,7 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
     path("", include("operations.urls")),
 ]
 

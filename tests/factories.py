@@ -34,3 +34,30 @@ class MemberFactory(factory.django.DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     user = factory.SubFactory(UserFactory)
     role = Member.Role.EDITOR
+
+
+class MailingListFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "subscribers.MailingList"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"List {n}")
+
+
+class SubscriberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "subscribers.Subscriber"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    email = factory.Sequence(lambda n: f"person{n}@example.org")
+    name = factory.Faker("name")
+
+
+class ListMembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "subscribers.ListMembership"
+
+    mailing_list = factory.SubFactory(MailingListFactory)
+    subscriber = factory.SubFactory(SubscriberFactory, workspace=factory.SelfAttribute("..mailing_list.workspace"))
+    workspace = factory.SelfAttribute("mailing_list.workspace")
+    status = "confirmed"
