@@ -608,12 +608,16 @@ class Stack:
             answer = _http_json(f"http://127.0.0.1:{self.port(name)}/readyz")
             return answer.get("status") == "ready", f"{answer.get('status')} port {self.port(name)}"
         if name.startswith("worker"):
-            # Ready once Celery has said so since this process started (its log is appended to).
-            text = self.log_tail(name, 400, header=False)
-            banner, ready = text.rfind(f"{name}@herald v"), text.rfind(f"{name}@herald ready.")
-            lost = text.rfind("consumer: Cannot connect")
-            healthy = ready > banner and ready > lost
-            return healthy, "consuming" if healthy else "starting or reconnecting"
+            # From its log (appended to across restarts): ready since it last started, and
+            # connected to the broker since it last lost it (as during a Redis failover).
+            text = self.log_tail(name, 2000, header=False)
+            banner = text.rfind(f"{name}@herald v")
+            if banner >= 0:
+                text = text[banner:]
+            ready = f"{name}@herald ready." in text or banner < 0
+            lost = max(text.rfind("Connection to broker lost"), text.rfind("Cannot connect to"))
+            healthy = ready and text.rfind("Connected to ") > lost
+            return healthy, "consuming" if healthy else "starting or reconnecting to the broker"
         if name == "beat":
             return True, "scheduling"
         return False, "unknown"
