@@ -194,6 +194,9 @@ CELERY_BROKER_URL = env_url(
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Unacknowledged messages return to the queue after this long; it must exceed the longest task.
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    # Look for such messages at every restore tick (10 s), not every tenth: a task whose worker
+    # died is back in its queue about visibility_timeout after it was taken, not 100 s later.
+    "unacked_restore_throttle": 1,
 }
 if CELERY_BROKER_URL.startswith("sentinel://"):
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER

@@ -1,4 +1,4 @@
-"""`make run`'s launcher brings up a working login at the URL it prints, and stops cleanly."""
+"""The single-node launcher (platform/devserver.py) serves a working login at the URL it prints, then stops."""
 
 import re
 import signal
