@@ -24,9 +24,13 @@ _pinned = contextvars.ContextVar("herald_db_pinned", default=False)
 _wrote = contextvars.ContextVar("herald_db_wrote", default=False)
 
 
+def replica_configured() -> bool:
+    return REPLICA in settings.DATABASES
+
+
 class PrimaryReplicaRouter:
     def db_for_read(self, model, **hints):
-        if REPLICA not in settings.DATABASES or _pinned.get() or _wrote.get():
+        if not replica_configured() or _pinned.get() or _wrote.get():
             return "default"
         if model._meta.app_label in settings.DATABASE_REPLICA_APPS:
             return REPLICA
@@ -64,7 +68,7 @@ class ReplicaPinningMiddleware:
         wrote = _wrote.set(False)
         try:
             response = self.get_response(request)
-            if (unsafe or _wrote.get()) and REPLICA in settings.DATABASES:
+            if (unsafe or _wrote.get()) and replica_configured():
                 seconds = settings.DATABASE_PIN_SECONDS
                 # Forging the cookie only sends one's own reads to the primary: nothing to sign.
                 response.set_cookie(

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from tests.drills.conftest import DEMO_EMAIL, DEMO_PASSWORD, DrillResult
+from tests.drills.cluster import DEMO_EMAIL, DEMO_PASSWORD, DrillResult
 from tests.drills.load import Recorder, sign_in
 
 pytestmark = pytest.mark.drill

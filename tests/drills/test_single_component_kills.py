@@ -9,7 +9,7 @@ production a pair of load balancers shares a floating address; platform/README.m
 import pytest
 import requests
 
-from tests.drills.conftest import DEMO_EMAIL, DEMO_PASSWORD
+from tests.drills.cluster import DEMO_EMAIL, DEMO_PASSWORD
 from tests.drills.load import Recorder, sign_in
 
 pytestmark = pytest.mark.drill

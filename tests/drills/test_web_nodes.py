@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.drills.conftest import DrillResult
+from tests.drills.cluster import DrillResult
 
 pytestmark = pytest.mark.drill
 
