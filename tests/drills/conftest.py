@@ -43,13 +43,12 @@ def healthy_cluster(cluster):
 @pytest.fixture
 def report(request):
     """Call with a DrillResult: prints its DRILL line at once and adds it to the closing table."""
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
 
     def record(result: DrillResult) -> DrillResult:
         RESULTS.append(result)
-        if terminal is not None:
-            terminal.write_line("")
-            terminal.write_line(result.line)
+        with capture.global_and_fixture_disabled():
+            print(f"\n{result.line}", flush=True)
         return result
 
     return record
