@@ -176,8 +176,9 @@ class Stack:
             "WEB_CONCURRENCY": "2",
             "GUNICORN_THREADS": "4",
             "GUNICORN_GRACEFUL_TIMEOUT": "20",
-            # Long enough for HAProxy's one-second check to take a stopping node out first.
-            "DRAIN_SECONDS": "3",
+            # Long enough for HAProxy's checks (two failures, 1 s then 0.5 s apart, each allowed
+            # 2 s under load) to take a stopping node out before it stops accepting.
+            "DRAIN_SECONDS": "5",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -200,6 +201,7 @@ class Stack:
         self.var.chmod(0o755)
         self.logs.mkdir(exist_ok=True)
         keys = self.secrets()
+        self._check_service_user_reaches_state()
         bindir = postgres_bindir()
         if bindir is None:
             raise StackError("The PostgreSQL server is not installed (Debian: apt-get install postgresql).")
@@ -263,7 +265,8 @@ class Stack:
                 program.substitute(
                     name=name,
                     command=command.replace("%", "%%"),
-                    directory=REPO,
+                    # The service user may not be able to enter the repository; its state directory it can.
+                    directory=self.var / name if name in UNPRIVILEGED else REPO,
                     user=user,
                     autostart="false" if name in APP_COMPONENTS else "true",
                     stopsignal="TERM",
@@ -274,6 +277,17 @@ class Stack:
                 )
             )
         (self.var / "supervisord.conf").write_text("".join(sections))
+
+    def _check_service_user_reaches_state(self) -> None:
+        if os.geteuid() != 0:
+            return
+        entry = pwd.getpwnam(SERVICE_USER)
+        probe = subprocess.run(["test", "-x", str(self.var)], user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        if probe.returncode != 0:
+            raise StackError(
+                f"The unprivileged user {SERVICE_USER!r} (Postgres, etcd and Redis run as it) cannot enter "
+                f"{self.var}; put the state directory (--var-dir) where others may enter, such as /var/tmp."
+            )
 
     def _program(self, name: str) -> tuple[str, dict[str, str], int]:
         """The command line, extra environment and stop timeout of one component."""
