@@ -840,7 +840,7 @@ def subscription_request(
         else:
             if membership is None:
                 membership = ListMembership(workspace_id=workspace_id, mailing_list=mailing_list, subscriber=subscriber)
-            if membership.status != ListMembership.Status.CONFIRMED:
+            if membership.pk is None or membership.status != ListMembership.Status.CONFIRMED:
                 membership.status, membership.confirmed_at, membership.unsubscribed_at = "confirmed", now, None
                 membership.save()
                 _record_consent(subscriber, mailing_list, method="single opt-in form", ip=ip, at=now)
