@@ -16,7 +16,9 @@ def acme(team):
     ada = SubscriberFactory(workspace=team.a, email="ada@example.org", name="Ada Lovelace")
     ListMembershipFactory(mailing_list=newsletter, subscriber=ada)
     segment = Segment.objects.create(
-        workspace=team.a, name="Ada", rules={"match": "all", "conditions": [{"field": "name", "op": "contains", "value": "Ada"}]}
+        workspace=team.a,
+        name="Ada",
+        rules={"match": "all", "conditions": [{"field": "name", "op": "contains", "value": "Ada"}]},
     )
     suppression = Suppression.objects.create(workspace=team.a, kind="address", value="blocked@example.org")
     return SimpleNamespace(list=newsletter, subscriber=ada, segment=segment, suppression=suppression)

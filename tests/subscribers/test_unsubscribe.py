@@ -32,7 +32,9 @@ def token_for(subscriber, campaign_id=None):
 
 def status_of(subscriber):
     subscriber.refresh_from_db()
-    return subscriber.status, sorted(ListMembership.objects.filter(subscriber=subscriber).values_list("status", flat=True))
+    return subscriber.status, sorted(
+        ListMembership.objects.filter(subscriber=subscriber).values_list("status", flat=True)
+    )
 
 
 def test_the_page_asks_first_and_links_to_preferences(client, reader):
