@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
 from accounts.access import require_write
@@ -285,7 +285,7 @@ def subscribers_create(request, payload: SubscriberIn):
             )
         return (201 if created else 200), _subscriber_out(_fresh(subscriber.pk))
 
-    return idempotent(request, compute)
+    return Status(*idempotent(request, compute))
 
 
 @router.get("/subscribers/{subscriber_id}", response={200: SubscriberOut, **ERRORS}, summary="Get a subscriber")
@@ -336,7 +336,7 @@ def subscribers_unsubscribe(request, subscriber_id: int, payload: UnsubscribeIn 
 def subscribers_delete(request, subscriber_id: int):
     subscriber = get_subscriber_for_member(request.auth, subscriber_id, write=True)
     subscriber_delete(subscriber=subscriber, actor=request.auth)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get(
@@ -369,7 +369,7 @@ def subscribers_export(request, subscriber_id: int):
 def subscribers_erase(request, subscriber_id: int):
     subscriber = get_subscriber_for_member(request.auth, subscriber_id, write=True)
     subscriber_erase(subscriber=subscriber, actor=request.auth)
-    return 204, None
+    return Status(204, None)
 
 
 # --- lists ---------------------------------------------------------------------------------
@@ -419,7 +419,7 @@ def lists_create(request, payload: ListIn):
         )
         return 201, _list_out(_counted(key, mailing_list.pk))
 
-    return idempotent(request, compute)
+    return Status(*idempotent(request, compute))
 
 
 @router.get("/lists/{list_id}", response={200: ListOut, **ERRORS}, summary="Get a list with its counts")
@@ -442,7 +442,7 @@ def lists_update(request, list_id: int, payload: ListPatch):
 def lists_delete(request, list_id: int):
     mailing_list = get_list_for_member(request.auth, list_id, write=True)
     list_delete(mailing_list=mailing_list, actor=request.auth)
-    return 204, None
+    return Status(204, None)
 
 
 # --- memberships ---------------------------------------------------------------------------
@@ -503,7 +503,7 @@ def memberships_add(request, list_id: int, payload: MembershipIn):
         raise HttpError(422, "Give subscriber_id or email.")
     membership, changed = membership_add(subscriber=subscriber, mailing_list=mailing_list, actor=key)
     membership.subscriber = subscriber
-    return (201 if changed else 200), _membership_out(membership)
+    return Status(201 if changed else 200, _membership_out(membership))
 
 
 @router.delete(
@@ -517,4 +517,4 @@ def memberships_remove(request, list_id: int, subscriber_id: int):
     subscriber = get_subscriber_for_member(request.auth, subscriber_id)
     if not membership_remove(subscriber=subscriber, mailing_list=mailing_list, actor=request.auth):
         raise HttpError(404, "That subscriber is not on this list.")
-    return 204, None
+    return Status(204, None)
