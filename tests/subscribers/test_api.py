@@ -118,7 +118,9 @@ def test_idempotent_create_same_key_same_answer_one_subscriber(client, team, key
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
     assert Subscriber.objects.filter(email="once@example.org").count() == 1
-    other = api(client, "post", "/subscribers", keys.write, {"email": "twice@example.org"}, HTTP_IDEMPOTENCY_KEY="abc-123")
+    other = api(
+        client, "post", "/subscribers", keys.write, {"email": "twice@example.org"}, HTTP_IDEMPOTENCY_KEY="abc-123"
+    )
     assert other.status_code == 422
     assert "different request" in other.json()["detail"]
     assert not Subscriber.objects.filter(email="twice@example.org").exists()

@@ -47,7 +47,11 @@ def test_erasure_leaves_only_the_hash_and_scrubs_the_trail(alice_client, acme, t
     ada = acme.subscriber
     suppression_add(workspace_id=team.a.id, value="ada@example.org", actor=team.alice.user)
     IdempotencyRecord.objects.create(
-        workspace=team.a, key="k", request_fingerprint="f", status_code=201, response_body=b'{"email": "ada@example.org"}'
+        workspace=team.a,
+        key="k",
+        request_fingerprint="f",
+        status_code=201,
+        response_body=b'{"email": "ada@example.org"}',
     )
     page = alice_client.get(f"/subscribers/{ada.pk}/erase/")
     assert "cannot be undone" in page.content.decode()
