@@ -1,5 +1,7 @@
 """Every subscribers page: charlie (another workspace) gets 404, victor (viewer) cannot write."""
 
+import json
+
 import pytest
 
 from subscribers.models import MailingList, Segment, Subscriber, Suppression
@@ -113,7 +115,7 @@ def test_charlie_cannot_bulk_act_on_workspace_a_subscribers(client, team, acme):
 
 def test_charlie_cannot_count_with_workspace_a_lists(client, team, acme):
     client_for(client, team.charlie)
-    rules = '{"conditions": [{"field": "list", "op": "in_list", "value": %d}]}' % acme.list.pk
+    rules = json.dumps({"conditions": [{"field": "list", "op": "in_list", "value": acme.list.pk}]})
     response = client.get("/subscribers/segments/count/", {"rules": rules})
     assert response.status_code == 400
     assert "does not exist" in response.json()["error"]
