@@ -22,7 +22,7 @@ from subscribers.audit import audit_record
 from subscribers.models import AuditEntry, ListMembership, MailingList, Subscriber
 from subscribers.selectors import lists_with_counts, subscriber_export, subscribers_table
 from subscribers.services import (
-    ErasedAddressError,
+    DuplicateSubscriberError,
     list_create,
     list_delete,
     list_update,
@@ -49,11 +49,10 @@ def json_errors(view):
             return view(request, *args, **kwargs)
         except PermissionDenied as exc:
             raise HttpError(403, str(exc) or "This API key is read-only.") from None
-        except ErasedAddressError as exc:
-            raise HttpError(422, " ".join(exc.messages)) from None
+        except DuplicateSubscriberError as exc:
+            raise HttpError(409, " ".join(exc.messages)) from None
         except ValidationError as exc:
-            message = " ".join(exc.messages)
-            raise HttpError(409 if "already a subscriber" in message else 422, message) from None
+            raise HttpError(422, " ".join(exc.messages)) from None
 
     return wrapper
 
@@ -486,6 +485,7 @@ def memberships_list(
     "/lists/{list_id}/members",
     response={200: MembershipOut, 201: MembershipOut, **ERRORS},
     summary="Add a subscriber to a list (confirmed)",
+    description="Someone who left the list stays off it (`unsubscribed`): only their own consent brings them back.",
 )
 @json_errors
 def memberships_add(request, list_id: int, payload: MembershipIn):

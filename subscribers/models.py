@@ -49,6 +49,8 @@ class Subscriber(TimeStampedModel):
         indexes = [
             # The subscriber table pages by id within a workspace and status (keyset pagination).
             models.Index(fields=["workspace", "status", "-id"], name="subscribers_ws_status_id"),
+            # The unfiltered subscriber table and the API's cursor: a workspace's rows by id, newest first.
+            models.Index(fields=["workspace", "-id"], name="subscribers_ws_id"),
         ]
 
     def __str__(self) -> str:

@@ -82,6 +82,17 @@ def is_suppressed(*, workspace_id: int, email: str) -> bool:
     )
 
 
+def erased_emails(*, workspace_id: int, emails: Iterable[str]) -> set[str]:
+    """Which of these addresses belong to subscribers erased on request (for imports: one query)."""
+    from subscribers.services import erasure_digest
+
+    by_digest = {erasure_digest(workspace_id=workspace_id, email=e): e.strip().lower() for e in emails}
+    found = Suppression.objects.filter(
+        workspace_id=workspace_id, kind=Suppression.Kind.HASH, value__in=list(by_digest)
+    ).values_list("value", flat=True)
+    return {by_digest[digest] for digest in found}
+
+
 @dataclass
 class KeysetPage:
     """One page of rows ordered by descending id, with the ids that open its neighbours."""

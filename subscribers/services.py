@@ -44,6 +44,10 @@ class ErasedAddressError(ValidationError):
     """The address belongs to a subscriber erased on request; it must not come back silently."""
 
 
+class DuplicateSubscriberError(ValidationError):
+    """The workspace already has a subscriber with this address."""
+
+
 def erasure_digest(*, workspace_id: int, email: str) -> str:
     """The salted hash an erased address leaves behind in the suppression list."""
     return salted_hmac(
@@ -312,7 +316,7 @@ def subscriber_create(
             for mailing_list in lists:
                 membership_add(subscriber=subscriber, mailing_list=mailing_list, actor=actor)
     except IntegrityError:
-        raise ValidationError(f"{email} is already a subscriber in this workspace.") from None
+        raise DuplicateSubscriberError(f"{email} is already a subscriber in this workspace.") from None
     return subscriber
 
 
@@ -350,7 +354,7 @@ def subscriber_upsert(
                         actor=actor,
                     )
                 return subscriber, True
-            except ValidationError:
+            except DuplicateSubscriberError:
                 # Created by a concurrent request between our look and our insert: update it.
                 existing = Subscriber.objects.select_for_update().filter(workspace_id=workspace_id, email=email).first()
                 if existing is None:
@@ -383,7 +387,7 @@ def subscriber_update(
         if email != subscriber.email:
             _refuse_erased(workspace_id=subscriber.workspace_id, email=email)
             if Subscriber.objects.filter(workspace_id=subscriber.workspace_id, email=email).exists():
-                raise ValidationError(f"{email} is already a subscriber in this workspace.")
+                raise DuplicateSubscriberError(f"{email} is already a subscriber in this workspace.")
         subscriber.email = email
     if name is not None:
         subscriber.name = name.strip()[:200]
@@ -416,7 +420,7 @@ def subscriber_update(
                 changes=changes,
             )
     except IntegrityError:
-        raise ValidationError(f"{subscriber.email} is already a subscriber in this workspace.") from None
+        raise DuplicateSubscriberError(f"{subscriber.email} is already a subscriber in this workspace.") from None
     return subscriber
 
 

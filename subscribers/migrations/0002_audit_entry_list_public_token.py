@@ -63,4 +63,8 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['workspace', 'subscriber_id', '-id'], name='subscribers_audit_subscriber')],
             },
         ),
+        migrations.AddIndex(
+            model_name='subscriber',
+            index=models.Index(fields=['workspace', '-id'], name='subscribers_ws_id'),
+        ),
     ]

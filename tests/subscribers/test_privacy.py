@@ -104,3 +104,13 @@ def test_the_api_can_erase(client, acme, keys, team):
     response = client.post(f"/api/subscribers/{acme.subscriber.pk}/erase", **bearer(keys.write))
     assert response.status_code == 204
     assert Suppression.objects.filter(workspace=team.a, kind="hash").count() == 1
+
+
+def test_imports_can_find_erased_addresses_in_one_query(team, acme, django_assert_num_queries):
+    from subscribers.selectors import erased_emails
+
+    subscriber_erase(subscriber=acme.subscriber, actor=None)
+    with django_assert_num_queries(1):
+        found = erased_emails(workspace_id=team.a.id, emails=["Ada@Example.org", "new@example.org"])
+    assert found == {"ada@example.org"}
+    assert erased_emails(workspace_id=team.b.id, emails=["ada@example.org"]) == set()

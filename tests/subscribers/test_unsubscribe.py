@@ -128,3 +128,17 @@ def test_preferences_can_leave_everything(client, reader):
     response = client.post(f"/u/{token_for(reader)}/preferences/", {"everything": "yes"})
     assert "You are unsubscribed" in response.content.decode()
     assert status_of(reader) == ("unsubscribed", ["unsubscribed", "unsubscribed"])
+
+
+def test_the_link_helpers_build_working_absolute_urls(client, reader, settings):
+    from subscribers.tokens import preferences_url, unsubscribe_url
+
+    settings.SITE_URL = "https://mail.example.com"
+    link = unsubscribe_url(workspace_id=reader.workspace_id, subscriber_id=reader.pk, campaign_id=3)
+    prefs = preferences_url(workspace_id=reader.workspace_id, subscriber_id=reader.pk)
+    assert link.startswith("https://mail.example.com/u/") and prefs.endswith("/preferences/")
+    assert client.get(prefs.removeprefix("https://mail.example.com")).status_code == 200
+    assert (
+        client.post(link.removeprefix("https://mail.example.com"), {"List-Unsubscribe": "One-Click"}).status_code == 200
+    )
+    assert status_of(reader)[0] == "unsubscribed"
