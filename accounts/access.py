@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404
 
-from accounts.models import Member
+from accounts.models import ApiKey, Member
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -55,3 +55,10 @@ def member_for_user(user, workspace_id: object | None) -> Member | None:
         if chosen:
             return chosen
     return memberships.order_by("workspace__name", "workspace_id").first()
+
+
+def get_api_key_for_member(member: Member, key_id: object) -> ApiKey:
+    """One of the workspace's API keys; seeing or changing keys takes an owner or admin."""
+    key = get_for_member(ApiKey.objects.select_related("created_by"), member=member, pk=key_id)
+    require_manage(member)
+    return key

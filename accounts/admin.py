@@ -1,10 +1,11 @@
-"""Django admin for users, workspaces and memberships."""
+"""Django admin for users, workspaces, memberships and API keys."""
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count
 
-from accounts.models import Member, User, Workspace
+from accounts.models import ApiKey, Member, User, Workspace
+from accounts.services import api_key_revoke
 
 
 class MemberInline(admin.TabularInline):
@@ -54,3 +55,26 @@ class MemberAdmin(admin.ModelAdmin):
     search_fields = ["user__email", "workspace__name", "workspace__slug"]
     autocomplete_fields = ["user", "workspace"]
     list_select_related = ["user", "workspace"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created on the workspace's settings page (the only place the secret is shown);
+    here they can be reviewed and revoked. The hash is never displayed."""
+
+    list_display = ["name", "workspace", "prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope", "workspace", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
+    fields = ["name", "workspace", "prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["workspace", "prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke_selected(self, request, queryset):
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(key=key)
+        self.message_user(request, "The selected keys were revoked.")

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import Member, Workspace
+from accounts.models import ApiKey, Member, Workspace
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -20,3 +20,8 @@ class WorkspaceSettingsForm(forms.ModelForm):
 
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Member.Role.choices)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=120, help_text="What will use it, e.g. 'CRM sync'.")
+    scope = forms.ChoiceField(choices=ApiKey.Scope.choices, initial=ApiKey.Scope.READ)

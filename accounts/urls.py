@@ -19,4 +19,6 @@ urlpatterns = [
     path("settings/", views.workspace_settings, name="settings"),
     path("members/<int:member_id>/role/", views.member_role, name="member_role"),
     path("members/<int:member_id>/remove/", views.member_remove_view, name="member_remove"),
+    path("api-keys/", views.api_key_create_view, name="api_key_create"),
+    path("api-keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
 ]

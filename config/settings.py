@@ -247,6 +247,19 @@ if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)", API_RATE_LIMIT):
 # The API's own client address rule matches the login lockout's (see TRUSTED_PROXY_COUNT).
 NINJA_NUM_PROXIES = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
+# --- Subscribers -----------------------------------------------------------------------
+
+# Public subscribe-form submissions one client address may make per period ("20/h"); counted
+# in Redis, and let through while Redis is down.
+SUBSCRIBE_RATE_LIMIT = env_str("SUBSCRIBE_RATE_LIMIT", "20/h")
+if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)", SUBSCRIBE_RATE_LIMIT):
+    raise ConfigurationError(
+        "SUBSCRIBE_RATE_LIMIT", f"must look like '20/h' (a count per s, m, h or d), got {SUBSCRIBE_RATE_LIMIT!r}."
+    )
+# Where a web node writes unsubscribes it could store neither in Postgres nor in Redis; the
+# beat task `subscribers.apply_queued_unsubscribes` drains it (shared storage, like MEDIA_ROOT).
+UNSUBSCRIBE_SPOOL_DIR = Path(env_str("UNSUBSCRIBE_SPOOL_DIR", str(BASE_DIR / "var" / "unsubscribe-spool")))
+
 # --- Static files ----------------------------------------------------------------------
 
 STATIC_URL = "/static/"
@@ -304,6 +317,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=RESTORE_DRILL_INTERVAL_HOURS),
     },
     "operations.synthetic_check": {"task": "operations.synthetic_check", "schedule": timedelta(seconds=60)},
+    # Unsubscribes queued while the database was unreachable are applied within seconds of its return.
+    "subscribers.apply_queued_unsubscribes": {
+        "task": "subscribers.apply_queued_unsubscribes",
+        "schedule": timedelta(seconds=15),
+    },
 }
 
 # Synthetic monitoring (operations/synthetic.py): a probe signs in through the public address.

@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 
 from accounts import api as accounts_api
 from accounts import views as account_views
+from subscribers.api import router as subscribers_router
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
 api = NinjaAPI(
@@ -18,6 +19,7 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/", accounts_api.router)
+api.add_router("/", subscribers_router)
 
 urlpatterns = [
     path("", account_views.dashboard, name="dashboard"),
@@ -27,6 +29,8 @@ urlpatterns = [
     path("analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    # Public subscribe, confirm, unsubscribe and preferences pages (linked from email and other sites).
+    path("", include("subscribers.public_urls")),
     path("", include("operations.urls")),
 ]
 

@@ -5,6 +5,8 @@ it), so "unique per workspace, case-insensitive" is a plain unique constraint th
 upserts (`ON CONFLICT (workspace_id, email)`) can target.
 """
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -47,6 +49,8 @@ class Subscriber(TimeStampedModel):
         indexes = [
             # The subscriber table pages by id within a workspace and status (keyset pagination).
             models.Index(fields=["workspace", "status", "-id"], name="subscribers_ws_status_id"),
+            # The unfiltered subscriber table and the API's cursor: a workspace's rows by id, newest first.
+            models.Index(fields=["workspace", "-id"], name="subscribers_ws_id"),
         ]
 
     def __str__(self) -> str:
@@ -55,6 +59,16 @@ class Subscriber(TimeStampedModel):
     @property
     def is_mailable(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+
+def new_public_token() -> str:
+    """The unguessable part of a list's public subscribe URL."""
+    return secrets.token_urlsafe(16)
+
+
+DEFAULT_CONSENT_TEXT = (
+    "I agree to receive this list's emails. I can unsubscribe at any time with the link in each email."
+)
 
 
 class MailingList(TimeStampedModel):
@@ -68,6 +82,10 @@ class MailingList(TimeStampedModel):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     opt_in = models.CharField(max_length=6, choices=OptIn.choices, default=OptIn.SINGLE)
+    # The public subscribe form lives at /subscribe/<public_token>/; ids are never exposed there.
+    public_token = models.CharField(max_length=32, unique=True, default=new_public_token, editable=False)
+    # What the person agrees to on the subscribe form; copied into their consent record.
+    consent_text = models.TextField(default=DEFAULT_CONSENT_TEXT)
 
     class Meta:
         ordering = ["name"]
@@ -162,3 +180,54 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what: one row per write to the workspace's audience, from any path.
+
+    `actor_label` keeps a readable name for the actor even after the user or key is gone;
+    `subscriber_id` is a plain column (not a foreign key) so the trail outlives a deleted
+    subscriber; erasing one scrubs its entries instead (subscribers.services.subscriber_erase).
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Created"
+        UPDATE = "update", "Updated"
+        DELETE = "delete", "Deleted"
+        SUBSCRIBE = "subscribe", "Subscribed"
+        CONFIRM = "confirm", "Confirmed"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+        LIST_ADD = "list_add", "Added to list"
+        LIST_REMOVE = "list_remove", "Removed from list"
+        SUPPRESS = "suppress", "Suppressed"
+        UNSUPPRESS = "unsuppress", "Suppression removed"
+        EXPORT = "export", "Exported"
+        ERASE = "erase", "Erased"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=12, choices=Action.choices)
+    object_type = models.CharField(max_length=20)
+    object_id = models.BigIntegerField(null=True, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    subscriber_id = models.BigIntegerField(null=True, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
+        indexes = [
+            # The activity panel of a subscriber's page: their newest entries first.
+            models.Index(fields=["workspace", "subscriber_id", "-id"], name="subscribers_audit_subscriber"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.get_action_display().lower()} {self.object_type} {self.object_repr}"

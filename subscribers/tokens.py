@@ -57,3 +57,21 @@ def read_confirm_token(token: str) -> tuple[int, int]:
     if not isinstance(payload, list) or len(payload) != 2 or not all(isinstance(v, int) for v in payload):
         raise InvalidToken("This link is not valid.")
     return payload[0], payload[1]
+
+
+def unsubscribe_url(*, workspace_id: int, subscriber_id: int, campaign_id: int | None = None) -> str:
+    """The absolute unsubscribe link for an email (also the RFC 8058 one-click POST target)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    token = make_unsubscribe_token(workspace_id=workspace_id, subscriber_id=subscriber_id, campaign_id=campaign_id)
+    return settings.SITE_URL + reverse("unsubscribe", args=[token])
+
+
+def preferences_url(*, workspace_id: int, subscriber_id: int, campaign_id: int | None = None) -> str:
+    """The absolute link to the page where the person picks the lists they stay on."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    token = make_unsubscribe_token(workspace_id=workspace_id, subscriber_id=subscriber_id, campaign_id=campaign_id)
+    return settings.SITE_URL + reverse("unsubscribe_preferences", args=[token])

@@ -1,4 +1,4 @@
-"""URLs of the subscribers section."""
+"""URLs of the subscribers section of the dashboard (the public pages are in public_urls.py)."""
 
 from django.urls import path
 
@@ -6,4 +6,29 @@ from subscribers import views
 
 app_name = "subscribers"
 
-urlpatterns = [path("", views.subscriber_list, name="list")]
+urlpatterns = [
+    path("", views.subscriber_list, name="list"),
+    path("new/", views.subscriber_create_view, name="create"),
+    path("bulk/", views.subscriber_bulk, name="bulk"),
+    path("<int:subscriber_id>/", views.subscriber_detail, name="detail"),
+    path("<int:subscriber_id>/edit/", views.subscriber_edit, name="edit"),
+    path("<int:subscriber_id>/delete/", views.subscriber_delete_view, name="delete"),
+    path("<int:subscriber_id>/erase/", views.subscriber_erase_view, name="erase"),
+    path("<int:subscriber_id>/export/", views.subscriber_export_view, name="export"),
+    path("<int:subscriber_id>/unsubscribe/", views.subscriber_unsubscribe_view, name="unsubscribe"),
+    path("<int:subscriber_id>/lists/", views.membership_add_view, name="membership_add"),
+    path("<int:subscriber_id>/lists/<int:list_id>/remove/", views.membership_remove_view, name="membership_remove"),
+    path("lists/", views.list_index, name="lists"),
+    path("lists/new/", views.list_create_view, name="list_create"),
+    path("lists/<int:list_id>/", views.list_detail, name="list_detail"),
+    path("lists/<int:list_id>/edit/", views.list_edit, name="list_edit"),
+    path("lists/<int:list_id>/delete/", views.list_delete_view, name="list_delete"),
+    path("segments/", views.segment_index, name="segments"),
+    path("segments/new/", views.segment_create_view, name="segment_create"),
+    path("segments/count/", views.segment_count_view, name="segment_count"),
+    path("segments/<int:segment_id>/", views.segment_edit, name="segment_edit"),
+    path("segments/<int:segment_id>/delete/", views.segment_delete_view, name="segment_delete"),
+    path("suppressions/", views.suppression_index, name="suppressions"),
+    path("suppressions/add/", views.suppression_add_view, name="suppression_add"),
+    path("suppressions/<int:suppression_id>/remove/", views.suppression_remove_view, name="suppression_remove"),
+]

@@ -146,8 +146,9 @@ def running_web(extra_env: dict | None = None, timeout: float = 30):
         WEB_CONCURRENCY="1",
         GUNICORN_THREADS="2",
         PYTHONUNBUFFERED="1",
-        **(extra_env or {}),
     )
+    # extra_env may override the defaults above (a test can point the node at a dead database).
+    environment.update(extra_env or {})
     _collect_static_once(environment)
     log = Path(tempfile.mkdtemp(prefix="herald-web-")) / "web.log"
     with open(log, "wb") as output:
