@@ -25,6 +25,11 @@ test: $(INSTALLED)
 	$(PYTHON) platform/system_packages.py postgres redis chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks against a throwaway Postgres and Redis; each section prints a `BENCH ...` line.
+bench: $(INSTALLED)
+	$(PYTHON) platform/system_packages.py postgres redis
+	$(BIN)/python bench/run.py
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -259,7 +259,7 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 # between checkpoints.
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 200, minimum=1)
 IMPORT_WORKERS = env_int("IMPORT_WORKERS", 0, minimum=0)
-IMPORT_CHUNK_BYTES = env_int("IMPORT_CHUNK_BYTES", 4 * 1024 * 1024, minimum=1024)
+IMPORT_CHUNK_BYTES = env_int("IMPORT_CHUNK_BYTES", 1024 * 1024, minimum=1024)
 IMPORT_BUCKET_ROWS = env_int("IMPORT_BUCKET_ROWS", 100_000, minimum=100)
 
 LANGUAGE_CODE = "en-us"

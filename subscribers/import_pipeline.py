@@ -98,10 +98,16 @@ def detect_encoding(sample: bytes) -> str:
         return "utf_8"
     except UnicodeDecodeError:
         pass
-    best = from_bytes(sample).best()
-    if best is None:
+    matches = list(from_bytes(sample))
+    if not matches:
         raise ImportFileError("This is not a CSV file: its contents are not text in any known encoding.")
-    encoding = codecs.lookup(best.encoding).name.replace("-", "_")
+    best = matches[0]
+    # Single-byte code pages often tie (same chaos, same coherence), and charset-normalizer then
+    # takes the first by name. Windows-1252, what spreadsheets in Western Europe and the
+    # Americas save CSV in, wins such a tie.
+    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    preferred = next((m for m in tied if "cp1252" in m.could_be_from_charset), best)
+    encoding = codecs.lookup(preferred.encoding).name.replace("-", "_")
     if encoding in {"ascii", "utf_8"}:
         # Not valid UTF-8 (we tried), yet guessed as such: it mixes encodings.
         raise _mixed_encodings("UTF-8", 1)
@@ -314,6 +320,41 @@ def check_mapping(mapping: dict, column_count: int) -> dict:
     return {"email": email, "name": name, "attributes": attributes}
 
 
+def mapping_from_spec(spec: object, columns: list[str]) -> dict:
+    """An API client's mapping, with columns named by header or by 0-based position, made canonical.
+
+    `{"email": "Email", "name": "Full name", "attributes": {"city": "Town", "plan": 4}}`
+    """
+    if not isinstance(spec, dict):
+        raise ImportFileError(
+            'The mapping must be an object such as {"email": "Email", "attributes": {"city": "City"}}.'
+        )
+
+    def column(reference: object, what: str) -> int:
+        if isinstance(reference, bool):
+            reference = None
+        if isinstance(reference, int) and 0 <= reference < len(columns):
+            return reference
+        if isinstance(reference, str):
+            wanted = reference.strip().lower()
+            for index, header in enumerate(columns):
+                if header.strip().lower() == wanted:
+                    return index
+        raise ImportFileError(f"The file has no column {reference!r} for {what}; its columns are {columns}.")
+
+    mapping = {
+        "email": column(spec.get("email"), "the email address"),
+        "name": None if spec.get("name") is None else column(spec["name"], "the name"),
+        "attributes": [],
+    }
+    attributes = spec.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise ImportFileError('"attributes" must map each custom field\'s key to a column.')
+    for key, reference in attributes.items():
+        mapping["attributes"].append([key, column(reference, f"the custom field {key!r}")])
+    return check_mapping(mapping, len(columns))
+
+
 # --- Validating rows ----------------------------------------------------------------------
 
 # The fast path. An address whose part before the @ is dot-separated runs of ASCII letters,
@@ -437,6 +478,12 @@ class ChunkResult:
 _checker: AddressChecker | None = None
 
 
+class _Lines(list):
+    """A file-like sink for csv.writer that keeps the lines (lighter than a growing StringIO)."""
+
+    write = list.append
+
+
 def process_chunk(job: ChunkJob) -> ChunkResult:
     """Validate one range: the valid rows as staging CSV, the rejected ones with their reasons."""
     global _checker
@@ -449,7 +496,7 @@ def process_chunk(job: ChunkJob) -> ChunkResult:
         stored.seek(job.start)
         text = stored.read(job.end - job.start).decode("utf-8", errors="replace")
     reader = csv.reader(io.StringIO(text), delimiter=job.delimiter)
-    output = io.StringIO()
+    output = _Lines()
     write = csv.writer(output, lineterminator="\n").writerow
     rejected: list[tuple[int, str, list[str]]] = []
     email_column, name_column, attribute_columns = job.email_column, job.name_column, job.attribute_columns
@@ -485,7 +532,7 @@ def process_chunk(job: ChunkJob) -> ChunkResult:
         end=job.end,
         records=record,
         data_rows=data_rows,
-        staged=output.getvalue().encode("utf-8"),
+        staged="".join(output).encode("utf-8"),
         rejected=rejected,
     )
 

@@ -40,7 +40,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -284,31 +284,44 @@ def import_start(
     original_name: str,
     mode: str = Import.Mode.ADD,
     mailing_list: MailingList | None = None,
-    mapping: dict | None = None,
+    mapping_spec: object | None = None,
     has_header: bool = True,
     idempotency_key: str = "",
 ) -> tuple[Import, bool]:
     """Upload and queue in one step (the API): (import, created).
 
-    Without a mapping, the guessed one is used. A retry with the same `idempotency_key` returns
-    the import the first attempt started, and stores nothing new.
+    `mapping_spec` names columns by header or position (see import_pipeline.mapping_from_spec);
+    without it the guessed mapping is used. A retry with the same `idempotency_key` returns the
+    import the first attempt started, and stores nothing new.
     """
     if idempotency_key:
         existing = Import.objects.filter(workspace_id=workspace_id, idempotency_key=idempotency_key).first()
         if existing:
             return existing, False
-    imp = import_upload(
-        workspace_id=workspace_id,
-        actor=actor,
-        chunks=chunks,
-        original_name=original_name,
-        mode=mode,
-        mailing_list=mailing_list,
-        idempotency_key=idempotency_key,
-    )
     try:
-        if mapping is None:
+        imp = import_upload(
+            workspace_id=workspace_id,
+            actor=actor,
+            chunks=chunks,
+            original_name=original_name,
+            mode=mode,
+            mailing_list=mailing_list,
+            idempotency_key=idempotency_key,
+        )
+    except IntegrityError:
+        # A retry raced the first request with the same key: answer with the first one's import.
+        existing = Import.objects.filter(workspace_id=workspace_id, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing, False
+    try:
+        if mapping_spec is None:
             mapping = pipeline.guess_mapping(imp.columns, imp.preview, has_header=has_header)
+        else:
+            try:
+                mapping = pipeline.mapping_from_spec(mapping_spec, imp.columns)
+            except pipeline.ImportFileError as exc:
+                raise ValidationError(str(exc)) from None
         import_configure(imp=imp, mapping=mapping, has_header=has_header)
     except BaseException:
         import_discard(imp=imp)
