@@ -15,7 +15,8 @@ COLUMN_CHOICES = [
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text="One row per subscriber, with a header row.")
+    # Empty files reach the service, which says what an import needs.
+    file = forms.FileField(label="CSV file", allow_empty_file=True)
     mode = forms.ChoiceField(label="What to do", choices=Import.Mode.choices, initial=Import.Mode.ADD)
     mailing_list = forms.ModelChoiceField(
         label="List", queryset=MailingList.objects.none(), required=False, empty_label="No list"
