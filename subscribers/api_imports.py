@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, JsonResponse
-from ninja import File, Form, Router, Schema
+from ninja import File, Form, Router, Schema, Status
 from ninja.decorators import decorate_view
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
@@ -115,7 +115,7 @@ def import_create(
     require_write(member)
     handler = getattr(request, "import_upload_handler", None)
     if handler is not None and handler.exceeded:
-        return 413, {"detail": too_large_message()}
+        return Status(413, {"detail": too_large_message()})
     if file is None:
         raise HttpError(422, "Attach the CSV file as the multipart field `file`.")
     mailing_list = get_list_for_member(member, list_id) if list_id is not None else None
@@ -133,7 +133,7 @@ def import_create(
     except (ValidationError, ImportFileError) as exc:
         message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         raise HttpError(422, message) from None
-    return (202 if created else 200), _out(request, imp)
+    return Status(202 if created else 200, _out(request, imp))
 
 
 def _start(member, file, mode, mailing_list, spec, has_header, key):
