@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from subscribers import views
+from subscribers import views, views_imports
 
 app_name = "subscribers"
 
