@@ -20,7 +20,21 @@ class RelayAdminForm(forms.ModelForm):
 
     class Meta:
         model = Relay
-        fields = "__all__"
+        fields = [
+            "workspace",
+            "name",
+            "is_active",
+            "host",
+            "port",
+            "tls_mode",
+            "username",
+            "password",
+            "timeout_seconds",
+            "priority",
+            "weight",
+            "max_per_second",
+            "max_connections",
+        ]
 
     def clean_password(self):
         # An empty field keeps the stored password instead of erasing it.
