@@ -25,6 +25,11 @@ test: $(INSTALLED)
 	$(PYTHON) platform/system_packages.py postgres redis chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Throughput figures (bench/run.py runs every bench/*_bench.py on throwaway services).
+bench: $(INSTALLED)
+	$(PYTHON) platform/system_packages.py postgres redis
+	$(BIN)/python bench/run.py $(BENCH)
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
