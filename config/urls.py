@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 
 from accounts import api as accounts_api
 from accounts import views as account_views
+from campaigns import api as campaigns_api
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
 api = NinjaAPI(
@@ -18,6 +19,7 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/", accounts_api.router)
+api.add_router("/", campaigns_api.router)
 
 urlpatterns = [
     path("", account_views.dashboard, name="dashboard"),
