@@ -630,10 +630,13 @@ def transactional_send(
         reply_to=reply_to,
         rendered=rendered,
         message_id=message_id,
-        list_unsubscribe_url=unsubscribe_url,
-        list_unsubscribe_mailto=f"mailto:unsubscribe@{sender.domain}?subject=unsubscribe" if unsubscribe_url else None,
+        list_unsubscribe_url=unsubscribe_url or site + "/",
+        list_unsubscribe_mailto=None,
         delivery_token=token,
     )
+    if not unsubscribe_url:
+        # Not a subscriber: there is no list to leave, so the message carries no List-Unsubscribe.
+        payload = _without_list_unsubscribe(payload)
     pool = RelayPool()
     try:
         result = pool.send(relays=relays, mail_from=sender.email, rcpt=to_email, message=payload)
@@ -650,3 +653,18 @@ def transactional_send(
             lambda: _record_hard_bounce(workspace_id=workspace_id, email=to_email, detail=result.response)
         )
     return record
+
+
+def _without_list_unsubscribe(message: bytes) -> bytes:
+    head, _, body = message.partition(b"\r\n\r\n")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.lower().startswith(b"list-unsubscribe")
+        if not dropping:
+            kept.append(line)
+    return b"\r\n".join(kept) + b"\r\n\r\n" + body

@@ -201,6 +201,8 @@ def test_a_transactional_message_is_sent_once_per_idempotency_key(client, keys, 
         assert messages[0]["X-Sink-Rcpt-To"] == "buyer@example.org"
         assert "Order A-17" in messages[0].get_body(("html",)).get_content()
         assert messages[0]["Message-ID"] == first.json()["message_id"]
+        # Not a subscriber: no list to leave.
+        assert messages[0]["List-Unsubscribe"] is None and messages[0]["X-Herald-Delivery"]
 
 
 def test_a_transactional_send_without_a_verified_sender_is_refused(client, keys, team):
