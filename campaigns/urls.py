@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from campaigns import views
+from campaigns import views, views_senders, views_templates
 
 app_name = "campaigns"
 
@@ -20,5 +20,19 @@ urlpatterns = [
     path("relays/<int:relay_id>/", views.relay_edit, name="relay_edit"),
     path("relays/<int:relay_id>/test/", views.relay_test_view, name="relay_test"),
     path("relays/<int:relay_id>/delete/", views.relay_delete, name="relay_delete"),
-    path("templates/", views.template_list, name="templates"),
+    path("templates/", views_templates.template_list, name="templates"),
+    path("templates/new/", views_templates.template_create, name="template_create"),
+    path("templates/preview.json", views_templates.template_preview, name="template_preview"),
+    path("templates/<int:template_id>/", views_templates.template_edit, name="template_edit"),
+    path("templates/<int:template_id>/delete/", views_templates.template_delete, name="template_delete"),
+    path("templates/<int:template_id>/test/", views_templates.template_send_test, name="template_send_test"),
+    path("senders/", views_senders.sender_list, name="senders"),
+    path("senders/<int:sender_id>/resend/", views_senders.sender_resend, name="sender_resend"),
+    path("senders/<int:sender_id>/delete/", views_senders.sender_delete, name="sender_delete"),
+    path("senders/confirm/<str:token>/", views_senders.sender_confirm, name="sender_confirm"),
+    path("domains/", views_senders.domain_list, name="domains"),
+    path("domains/<int:domain_id>/", views_senders.domain_detail, name="domain_detail"),
+    path("domains/<int:domain_id>/check/", views_senders.domain_check, name="domain_check"),
+    path("domains/<int:domain_id>/dkim/", views_senders.domain_dkim, name="domain_dkim"),
+    path("domains/<int:domain_id>/delete/", views_senders.domain_delete, name="domain_delete"),
 ]
