@@ -26,6 +26,11 @@ test: $(INSTALLED)
 	$(PYTHON) platform/system_packages.py postgres redis chromium haproxy etcd patroni
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Throughput figures (bench/run.py runs every bench/*_bench.py on throwaway services).
+bench: $(INSTALLED)
+	$(PYTHON) platform/system_packages.py postgres redis
+	$(BIN)/python bench/run.py $(BENCH)
+
 # The failure drills alone, on one cluster, then their results as a table.
 drill: $(INSTALLED)
 	$(PYTHON) platform/system_packages.py postgres redis haproxy etcd patroni

@@ -1,1 +1,1 @@
-"""Benchmarks run by `make bench` (bench/run.py); each section prints one `BENCH ...` line."""
+"""Benchmarks run by `make bench` (bench/run.py); each prints one BENCH line of figures."""

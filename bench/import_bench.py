@@ -214,3 +214,11 @@ def run_import_bench(*, rows: int, directory: Path) -> dict:
         flush=True,
     )
     return figures
+
+
+if __name__ == "__main__":
+    # bench/run.py runs each benchmark as `python -m bench.<name>_bench` with Django configured.
+    import django
+
+    django.setup()
+    run_import_bench(rows=int(os.environ.get("BENCH_IMPORT_ROWS", "1000000")), directory=Path(os.environ["BENCH_DIR"]))

@@ -9,6 +9,7 @@ from accounts import api as accounts_api
 from accounts import views as account_views
 from subscribers.api import router as subscribers_router
 from subscribers import api_imports as subscribers_api_imports
+from campaigns import api as campaigns_api
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
 api = NinjaAPI(
@@ -22,12 +23,14 @@ api = NinjaAPI(
 api.add_router("/", accounts_api.router)
 api.add_router("/", subscribers_router)
 api.add_router("/imports", subscribers_api_imports.router)
+api.add_router("/", campaigns_api.router)
 
 urlpatterns = [
     path("", account_views.dashboard, name="dashboard"),
     path("accounts/", include("accounts.urls")),
     path("subscribers/", include("subscribers.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("webhooks/", include("campaigns.webhook_urls")),
     path("analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -2,6 +2,7 @@
 
 import factory
 from django.contrib.auth.hashers import make_password
+from django.utils import timezone
 
 from accounts.models import Member, User, Workspace
 
@@ -61,3 +62,47 @@ class ListMembershipFactory(factory.django.DjangoModelFactory):
     subscriber = factory.SubFactory(SubscriberFactory, workspace=factory.SelfAttribute("..mailing_list.workspace"))
     workspace = factory.SelfAttribute("mailing_list.workspace")
     status = "confirmed"
+
+
+class TemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Template"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Template {n}")
+    subject = "Hello {{ subscriber.first_name }}"
+    html = '<p>Hi {{ subscriber.name }}, read <a href="https://example.com/news">the news</a>.</p>'
+    text = ""
+
+
+class SenderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Sender"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    email = factory.Sequence(lambda n: f"news{n}@sender.test")
+    name = "Newsletter"
+    verified_at = factory.LazyFunction(timezone.now)
+
+
+class RelayFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Relay"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Relay {n}")
+    host = "127.0.0.1"
+    port = 2525
+    tls_mode = "none"
+    priority = 10
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Campaign"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    subject = "News for {{ subscriber.first_name }}"
+    html = '<p>Hi {{ subscriber.name }}, read <a href="https://example.com/news">the news</a>.</p>'
+    sender = factory.SubFactory(SenderFactory, workspace=factory.SelfAttribute("..workspace"))
