@@ -265,6 +265,10 @@ def _check_source(source: str, *, env: _Sandbox, attribute_keys: frozenset[str] 
             if isinstance(key, str) and key.startswith("_"):
                 raise TemplateProblem(f"Names starting with an underscore ({key}) are not available.", line)
             _check_field(node, key, attribute_keys, line)
+        if isinstance(node, nodes.Keyword) and isinstance(node.value, nodes.Const):
+            value = node.value.value
+            if isinstance(value, str) and any(part.startswith("_") for part in value.split(".")):
+                raise TemplateProblem(f"Names starting with an underscore ({value}) are not available.", line)
         if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
             raise TemplateProblem(f"Unknown filter '{node.name}'.", line)
         if isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
