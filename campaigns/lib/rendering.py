@@ -94,6 +94,7 @@ LOOP_BUDGET = 10_000
 MAX_REPEAT = 10_000  # longest string or list that `*` may build
 MAX_EXPONENT = 64
 
+_MISSING = object()
 _LOOP_FIELDS = frozenset(
     {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0", "previtem", "nextitem"}
 )
@@ -134,6 +135,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         if attribute.startswith("_"):
             raise SecurityError(f"access to {attribute!r} is not allowed")
+        if type(obj) is dict:  # the common case on the send path: subscriber.first_name
+            value = obj.get(attribute, _MISSING)
+            return self.undefined(obj=obj, name=attribute) if value is _MISSING else value
         if isinstance(obj, Mapping):
             return self.getitem(obj, attribute)
         if isinstance(obj, LoopContext) and attribute in _LOOP_FIELDS:
@@ -261,6 +265,10 @@ def _check_source(source: str, *, env: _Sandbox, attribute_keys: frozenset[str] 
             if isinstance(key, str) and key.startswith("_"):
                 raise TemplateProblem(f"Names starting with an underscore ({key}) are not available.", line)
             _check_field(node, key, attribute_keys, line)
+        if isinstance(node, nodes.Keyword) and isinstance(node.value, nodes.Const):
+            value = node.value.value
+            if isinstance(value, str) and any(part.startswith("_") for part in value.split(".")):
+                raise TemplateProblem(f"Names starting with an underscore ({value}) are not available.", line)
         if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
             raise TemplateProblem(f"Unknown filter '{node.name}'.", line)
         if isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
@@ -410,8 +418,22 @@ def compile_campaign(*, subject: str, preheader: str, html: str, text: str) -> C
     )
 
 
+class _Constant:
+    """A part without any Jinja (often the preheader or the subject): no template to run per message."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self, values: dict) -> str:
+        return self.text
+
+
 def _from_source(source: str, env: _Sandbox):
     """A Jinja template whose every `{% for %}` draws on the message's loop budget."""
+    if not any(marker in source for marker in ("{{", "{%", "{#")):
+        return _Constant(source)
     ast = env.parse(source)
     for loop in ast.find_all(nodes.For):
         loop.iter = nodes.Filter(loop.iter, "herald_loop", [], [], None, None, lineno=loop.lineno)

@@ -125,6 +125,8 @@ def test_find_template_problems_reports_each_faulty_field():
         "{{ subscriber.name.upper() }}",
         "{{ subscriber.name | attr('__class__') }}",
         "{{ subscriber.name | safe }}",
+        "{{ subscriber.tags | sort(attribute='__class__') }}",
+        "{{ subscriber.tags | sum(attribute='x.__class__') }}",
         "{{ '{0.__class__}' | format(subscriber) }}",
         "{{ settings.SECRET_KEY }}",
         "{{ config }}",
@@ -163,6 +165,7 @@ def sandbox_render(source, ctx=None, **values):
         "{{ subscriber.name.upper() }}",
         "{{ 'x' * 100000 }}",
         "{{ 2 ** 100000 }}",
+        "{{ subscriber.tags | sort(attribute='__class__') }}",
         "{% for a in subscriber.tags %}{% for b in subscriber.tags %}{% for c in subscriber.tags %}"
         "{% endfor %}{% endfor %}{% endfor %}",
     ],
