@@ -121,6 +121,9 @@ class CampaignHourlyRollup(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "hour"], name="analytics_hourly_unique")]
 
+    def __str__(self) -> str:
+        return f"Campaign {self.campaign_id} at {self.hour:%Y-%m-%d %H:00}"
+
 
 class LinkRollup(models.Model):
     """Human clicks per link of a campaign."""
@@ -132,6 +135,9 @@ class LinkRollup(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "position"], name="analytics_link_unique")]
+
+    def __str__(self) -> str:
+        return f"Campaign {self.campaign_id} link {self.position}"
 
 
 class ClientRollup(models.Model):
@@ -146,6 +152,9 @@ class ClientRollup(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "device", "client"], name="analytics_client_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.client} on {self.device}"
+
 
 class OutcomeRollup(models.Model):
     """Bounces, complaints and failures of a campaign by reason (enhanced status code)."""
@@ -159,6 +168,9 @@ class OutcomeRollup(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "outcome", "reason"], name="analytics_outcome_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.reason}"
 
 
 class RecipientActivity(models.Model):
@@ -180,6 +192,9 @@ class RecipientActivity(models.Model):
             models.Index(fields=["campaign", "delivery_id"], name="analytics_activity_campaign"),
         ]
 
+    def __str__(self) -> str:
+        return f"Activity of delivery {self.delivery_id}"
+
 
 class WorkspaceDailyStat(models.Model):
     """Subscriber growth per workspace per day, recomputed for recent days by a task."""
@@ -192,6 +207,9 @@ class WorkspaceDailyStat(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace", "day"], name="analytics_daily_unique")]
+
+    def __str__(self) -> str:
+        return f"Workspace {self.workspace_id} on {self.day}"
 
 
 class Cursor(models.Model):

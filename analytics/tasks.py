@@ -5,6 +5,7 @@ is empty or its time budget is spent. Only one drain works at a time (a Redis lo
 one, or a message delivered twice, finds nothing to do.
 """
 
+import contextlib
 import logging
 import time
 
@@ -53,10 +54,8 @@ def drain() -> int:
     try:
         return drain_stream()
     finally:
-        try:
+        with contextlib.suppress(RedisError):
             lock.release()
-        except RedisError:
-            pass
 
 
 @shared_task(name="analytics.sync_ledger", queue="analytics", soft_time_limit=120, time_limit=150)
