@@ -349,7 +349,7 @@ def workspace_dashboard(*, member) -> Figures:
             totals = _totals(rollups.get(campaign.pk))
             recent.append({**_campaign_summary(campaign), "totals": totals, "rates": rates(totals)})
         since = timezone.now() - timedelta(days=30)
-        health = {name: 0 for name in TOTAL_FIELDS}
+        health = dict.fromkeys(TOTAL_FIELDS, 0)
         for rollup in CampaignRollup.objects.using(alias).filter(workspace_id=workspace_id, last_event_at__gte=since):
             for name in TOTAL_FIELDS:
                 health[name] += getattr(rollup, name)
