@@ -286,3 +286,32 @@ class CampaignLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.position}: {self.url}"
+
+
+class TransactionalMessage(models.Model):
+    """One message sent to one address through the API (receipts, password resets), with its outcome."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        DEFERRED = "deferred", "Deferred"
+        FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    template = models.ForeignKey(Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sender = models.ForeignKey(Sender, null=True, on_delete=models.SET_NULL, related_name="+")
+    to_email = models.CharField(max_length=254)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    relay = models.ForeignKey(Relay, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    smtp_response = models.CharField(max_length=1000, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="campaigns_transactional_ws")]
+
+    def __str__(self) -> str:
+        return f"{self.to_email} ({self.status})"

@@ -43,7 +43,7 @@ def content_check(*, workspace_id: int, subject: str, preheader: str, html: str,
         )
     except TemplateProblem as problem:
         where = f" (line {problem.line})" if getattr(problem, "line", None) else ""
-        raise CampaignError(f"{problem.message}{where}", field="html") from None
+        raise CampaignError(f"{problem.message}{where}", field=getattr(problem, "field", None) or "html") from None
 
 
 # --- Templates -------------------------------------------------------------------------------

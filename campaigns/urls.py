@@ -8,5 +8,17 @@ app_name = "campaigns"
 
 urlpatterns = [
     path("", views.campaign_list, name="list"),
+    path("new/", views.campaign_create, name="create"),
+    path("<int:campaign_id>/", views.campaign_detail, name="detail"),
+    path("<int:campaign_id>/edit/", views.campaign_edit, name="edit"),
+    path("<int:campaign_id>/progress.json", views.campaign_progress, name="progress"),
+    path("<int:campaign_id>/duplicate/", views.campaign_duplicate, name="duplicate"),
+    path("<int:campaign_id>/delete/", views.campaign_delete, name="delete"),
+    path("<int:campaign_id>/<slug:action>/", views.campaign_action, name="action"),
+    path("relays/", views.relay_list, name="relays"),
+    path("relays/new/", views.relay_create, name="relay_create"),
+    path("relays/<int:relay_id>/", views.relay_edit, name="relay_edit"),
+    path("relays/<int:relay_id>/test/", views.relay_test_view, name="relay_test"),
+    path("relays/<int:relay_id>/delete/", views.relay_delete, name="relay_delete"),
     path("templates/", views.template_list, name="templates"),
 ]

@@ -8,6 +8,7 @@ from ninja import NinjaAPI
 from accounts import api as accounts_api
 from analytics import tracking_views
 from analytics import views as analytics_views
+from campaigns import api as campaigns_api
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
 api = NinjaAPI(
@@ -19,6 +20,7 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/", accounts_api.router)
+api.add_router("/", campaigns_api.router)
 
 urlpatterns = [
     # The dashboard shows analytics figures, so analytics serves it (accounts never imports analytics).
