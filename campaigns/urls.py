@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from campaigns import views
+from campaigns import views, views_templates
 
 app_name = "campaigns"
 
@@ -20,5 +20,10 @@ urlpatterns = [
     path("relays/<int:relay_id>/", views.relay_edit, name="relay_edit"),
     path("relays/<int:relay_id>/test/", views.relay_test_view, name="relay_test"),
     path("relays/<int:relay_id>/delete/", views.relay_delete, name="relay_delete"),
-    path("templates/", views.template_list, name="templates"),
+    path("templates/", views_templates.template_list, name="templates"),
+    path("templates/new/", views_templates.template_create, name="template_create"),
+    path("templates/preview.json", views_templates.template_preview, name="template_preview"),
+    path("templates/<int:template_id>/", views_templates.template_edit, name="template_edit"),
+    path("templates/<int:template_id>/delete/", views_templates.template_delete, name="template_delete"),
+    path("templates/<int:template_id>/test/", views_templates.template_send_test, name="template_send_test"),
 ]

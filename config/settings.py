@@ -361,6 +361,20 @@ RELAY_CIRCUIT_OPEN_SECONDS = env_float("RELAY_CIRCUIT_OPEN_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE["campaigns.start_due"] = {"task": "campaigns.start_due", "schedule": timedelta(seconds=10)}
 CELERY_BEAT_SCHEDULE["campaigns.sweep"] = {"task": "campaigns.sweep", "schedule": timedelta(seconds=15)}
 
+# Bounce and complaint intake (campaigns/bounces.py). ESP webhooks (anymail) stay refused until
+# ANYMAIL_WEBHOOK_SECRET ("user:password" basic auth) is set; Mailgun also needs its signing key.
+# BOUNCE_MAILBOX_DIR is a mailbox directory (common/smtp_sink.py layout) where DSNs arrive.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET", ""),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY", ""),
+}
+BOUNCE_MAILBOX_DIR = env_str("BOUNCE_MAILBOX_DIR", "")
+CELERY_IMPORTS = ("campaigns.bounce_tasks",)
+CELERY_BEAT_SCHEDULE["campaigns.bounce_mailbox"] = {
+    "task": "campaigns.bounce_mailbox",
+    "schedule": timedelta(seconds=30),
+}
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ConfigurationError("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {LOG_LEVEL!r}.")

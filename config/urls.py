@@ -30,6 +30,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("subscribers/", include("subscribers.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("webhooks/", include("campaigns.webhook_urls")),
     path("analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
