@@ -6,6 +6,7 @@ from django.urls import include, path
 from ninja import NinjaAPI
 
 from accounts import api as accounts_api
+from analytics import api as analytics_api
 from analytics import tracking_views
 from analytics import views as analytics_views
 from campaigns import api as campaigns_api
@@ -21,6 +22,7 @@ api = NinjaAPI(
 )
 api.add_router("/", accounts_api.router)
 api.add_router("/", campaigns_api.router)
+api.add_router("/", analytics_api.router)
 
 urlpatterns = [
     # The dashboard shows analytics figures, so analytics serves it (accounts never imports analytics).
