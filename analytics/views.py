@@ -22,13 +22,9 @@ PAGE_SIZE = 50
 
 
 def _unavailable(request, member, what: str):
-    return render(
-        request,
-        "analytics/unavailable.html",
-        {"what": what, **layout_context(member)},
-        status=503,
-        headers={"Retry-After": "30"},
-    )
+    response = render(request, "analytics/unavailable.html", {"what": what, **layout_context(member)}, status=503)
+    response["Retry-After"] = "30"
+    return response
 
 
 def _engagement_chart(hourly: list[dict]) -> str:
