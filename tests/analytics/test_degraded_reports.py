@@ -32,7 +32,9 @@ sent_at = timezone.now() - timedelta(minutes=10)
 tokens = []
 for i in range(5):
     s = Subscriber.objects.create(workspace=ws, email=f"outage{i}@example.org")
-    d = Delivery.objects.create(workspace=ws, campaign=campaign, subscriber=s, email=s.email, status="sent", sent_at=sent_at)
+    d = Delivery.objects.create(
+        workspace=ws, campaign=campaign, subscriber=s, email=s.email, status="sent", sent_at=sent_at
+    )
     tokens.append(make_delivery_token(workspace_id=ws.pk, campaign_id=campaign.pk, delivery_id=d.pk))
 time.sleep(0.05)
 services.ledger_sync()
