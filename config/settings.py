@@ -442,3 +442,19 @@ if SENTRY_DSN:
         traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
         send_default_pii=False,
     )
+
+# Analytics (analytics/): tracking events wait in a Redis stream (or, with Redis and Postgres
+# both down, in a spool file under ANALYTICS_SPOOL_DIR) until the drain moves them to Postgres.
+ANALYTICS_DRAIN_SECONDS = env_float("ANALYTICS_DRAIN_SECONDS", 3.0)
+ANALYTICS_DRAIN_BATCH = env_int("ANALYTICS_DRAIN_BATCH", 2000, minimum=1)
+ANALYTICS_SPOOL_DIR = Path(env_str("ANALYTICS_SPOOL_DIR", str(BASE_DIR / "var" / "analytics-spool")))
+ANALYTICS_SPOOL_RETRY_SECONDS = env_float("ANALYTICS_SPOOL_RETRY_SECONDS", 5.0)
+ANALYTICS_SCANNER_SECONDS = env_float("ANALYTICS_SCANNER_SECONDS", 2.0)
+ANALYTICS_LEDGER_SETTLE_SECONDS = env_float("ANALYTICS_LEDGER_SETTLE_SECONDS", 10.0)
+ANALYTICS_REPORT_CACHE_SECONDS = env_int("ANALYTICS_REPORT_CACHE_SECONDS", 30, minimum=0)
+CELERY_BEAT_SCHEDULE["analytics.drain"] = {"task": "analytics.drain", "schedule": ANALYTICS_DRAIN_SECONDS}
+CELERY_BEAT_SCHEDULE["analytics.sync_ledger"] = {"task": "analytics.sync_ledger", "schedule": timedelta(seconds=10)}
+CELERY_BEAT_SCHEDULE["analytics.audience_stats"] = {
+    "task": "analytics.audience_stats",
+    "schedule": timedelta(minutes=5),
+}

@@ -6,9 +6,11 @@ from django.urls import include, path
 from ninja import NinjaAPI
 
 from accounts import api as accounts_api
-from accounts import views as account_views
-from subscribers.api import router as subscribers_router
+from analytics import api as analytics_api
+from analytics import tracking_views
+from analytics import views as analytics_views
 from subscribers import api_imports as subscribers_api_imports
+from subscribers.api import router as subscribers_router
 from campaigns import api as campaigns_api
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
@@ -24,9 +26,13 @@ api.add_router("/", accounts_api.router)
 api.add_router("/", subscribers_router)
 api.add_router("/imports", subscribers_api_imports.router)
 api.add_router("/", campaigns_api.router)
+api.add_router("/", analytics_api.router)
 
 urlpatterns = [
-    path("", account_views.dashboard, name="dashboard"),
+    # The dashboard shows analytics figures, so analytics serves it (accounts never imports analytics).
+    path("", analytics_views.dashboard, name="dashboard"),
+    path("t/o/<str:token>.gif", tracking_views.open_pixel, name="track_open"),
+    path("t/c/<str:token>/<int:position>", tracking_views.click_redirect, name="track_click"),
     path("accounts/", include("accounts.urls")),
     path("subscribers/", include("subscribers.urls")),
     path("campaigns/", include("campaigns.urls")),
