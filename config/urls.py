@@ -9,9 +9,9 @@ from accounts import api as accounts_api
 from analytics import api as analytics_api
 from analytics import tracking_views
 from analytics import views as analytics_views
+from campaigns import api as campaigns_api
 from subscribers import api_imports as subscribers_api_imports
 from subscribers.api import router as subscribers_router
-from campaigns import api as campaigns_api
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
 api = NinjaAPI(

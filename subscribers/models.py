@@ -231,6 +231,8 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.get_action_display().lower()} {self.object_type} {self.object_repr}"
+
+
 class Import(TimeStampedModel):
     """A CSV file of addresses being brought into a workspace, with its mapping, progress and counts.
 
