@@ -35,10 +35,6 @@ bench: $(INSTALLED)
 drill: $(INSTALLED)
 	$(PYTHON) platform/system_packages.py postgres redis haproxy etcd patroni
 	$(BIN)/python -m pytest -m drill -p no:cacheprovider tests/drills $(PYTEST_ARGS)
-# Benchmarks against a throwaway Postgres and Redis; each section prints a `BENCH ...` line.
-bench: $(INSTALLED)
-	$(PYTHON) platform/system_packages.py postgres redis
-	$(BIN)/python bench/run.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -80,7 +80,13 @@ def alert_settings(settings):
 
 @pytest.fixture
 def waiting_tasks():
-    """Puts tasks in the real broker's `imports` queue (no worker consumes it here)."""
+    """Puts tasks in the real broker's `imports` queue (no worker consumes it here).
+
+    Every queue starts empty: other tests may leave messages behind (work queued on commit with no
+    worker running), and each queue holding any counts towards the alert.
+    """
+    for queue in ("send", "imports", "analytics", "default"):
+        purge(queue)
 
     def enqueue(count: int):
         for _ in range(count):
@@ -347,6 +353,8 @@ def test_only_one_monitor_evaluates_at_a_time(alert_settings):
     with psycopg.connect(conninfo_from_django(connection.settings_dict), autocommit=True) as other_monitor:
         other_monitor.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
         assert alerts_evaluate(rules=[always(Finding("test:x", "critical", "x"))]) is None
+        # Released explicitly: a closed connection's backend may keep the lock for a moment.
+        other_monitor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
     assert alerts_evaluate(rules=[always(Finding("test:x", "critical", "x"))]) is not None
 
 
