@@ -206,3 +206,9 @@ def test_a_foreign_subscriber_cannot_be_added_to_my_list(client, acme, keys, tea
     response = api(client, "post", f"/lists/{acme.list.pk}/members", keys.write, {"subscriber_id": theirs.pk})
     assert response.status_code == 404
     assert not ListMembership.objects.filter(subscriber=theirs).exists()
+
+
+def test_filtering_by_another_workspaces_list_or_segment_is_404(client, acme, keys):
+    for query in (f"list_id={acme.list.pk}", f"segment_id={acme.segment.pk}"):
+        response = api(client, "get", "/subscribers", keys.charlie, QUERY_STRING=query)
+        assert response.status_code == 404, query
