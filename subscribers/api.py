@@ -313,17 +313,28 @@ def subscribers_update(request, subscriber_id: int, payload: SubscriberPatch):
     "/subscribers/{subscriber_id}/unsubscribe",
     response={200: ChangedOut, **ERRORS},
     summary="Unsubscribe from some lists or from everything",
+    description='No body (or `{}`) unsubscribes from everything; `{"list_ids": [1, 2]}` leaves only those lists.',
+    openapi_extra={
+        "requestBody": {"required": False, "content": {"application/json": {"schema": UnsubscribeIn.json_schema()}}}
+    },
 )
 @json_errors
-def subscribers_unsubscribe(request, subscriber_id: int, payload: UnsubscribeIn | None = None):
+def subscribers_unsubscribe(request, subscriber_id: int):
     subscriber = get_subscriber_for_member(request.auth, subscriber_id, write=True)
-    list_ids = payload.list_ids if payload else None
-    for list_id in list_ids or ():
+    # The body is optional (a bare POST is the common case), so it is read here rather than by a schema.
+    try:
+        raw = request.body if request.content_type == "application/json" and request.body.strip() else b"{}"
+        body = UnsubscribeIn.model_validate_json(raw)
+    except ValueError as exc:
+        raise HttpError(
+            422, f'The body must be empty or like {{"list_ids": [1, 2]}} ({exc.__class__.__name__}).'
+        ) from None
+    for list_id in body.list_ids or ():
         get_list_for_member(request.auth, list_id)
     changed = subscriber_unsubscribe(
         subscriber_id=subscriber.pk,
         workspace_id=subscriber.workspace_id,
-        list_ids=list_ids,
+        list_ids=body.list_ids,
         actor=request.auth,
         method="API",
     )

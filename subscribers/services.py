@@ -769,7 +769,8 @@ class SubscribeOutcome:
 @dataclass(frozen=True)
 class SubscribeResult:
     outcome: str
-    email_failed: bool = False
+    # The confirmation email could not be sent at once: "retrying" (a task keeps trying) or "failed".
+    email_problem: str = ""
 
 
 def subscription_request(
@@ -859,12 +860,21 @@ def subscription_request(
                     changes={"list": mailing_list.name, "ip": ip, "consent_text": mailing_list.consent_text},
                 )
             return SubscribeResult(SubscribeOutcome.SUBSCRIBED)
-    # Sent after the commit, so the link never names a row that was rolled back.
+    # Sent after the commit, so the link never names a row that was rolled back. Sent from the
+    # request so the person usually has it before they look; if the mail server is down, a task
+    # keeps trying rather than losing the subscriber.
     try:
         confirmation_send(subscriber=subscriber, mailing_list=mailing_list)
     except OSError:
-        logger.exception("The confirmation email to subscriber %s could not be sent", subscriber.pk)
-        return SubscribeResult(SubscribeOutcome.CONFIRMATION_SENT, email_failed=True)
+        logger.warning("Confirmation email to subscriber %s failed; a task will retry", subscriber.pk, exc_info=True)
+        from subscribers.tasks import send_confirmation
+
+        try:
+            send_confirmation.delay(subscriber.pk, mailing_list.pk)
+        except Exception:  # the broker is down too: the person is told to try again
+            logger.exception("Could not queue the confirmation email to subscriber %s", subscriber.pk)
+            return SubscribeResult(SubscribeOutcome.CONFIRMATION_SENT, email_problem="failed")
+        return SubscribeResult(SubscribeOutcome.CONFIRMATION_SENT, email_problem="retrying")
     return SubscribeResult(SubscribeOutcome.CONFIRMATION_SENT)
 
 

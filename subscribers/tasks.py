@@ -18,6 +18,33 @@ def apply_queued_unsubscribes() -> dict:
     return {"applied": result.applied, "rejected": result.rejected, "remaining": result.remaining}
 
 
+@shared_task(
+    name="subscribers.send_confirmation",
+    queue="default",
+    soft_time_limit=60,
+    time_limit=90,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=20,
+)
+def send_confirmation(subscriber_id: int, list_id: int) -> bool:
+    """Send a double opt-in email the request could not; False if there is nothing left to confirm."""
+    from subscribers.models import ListMembership
+    from subscribers.services import confirmation_send
+
+    membership = (
+        ListMembership.objects.select_related("subscriber", "mailing_list")
+        .filter(subscriber_id=subscriber_id, mailing_list_id=list_id)
+        .exclude(status=ListMembership.Status.CONFIRMED, subscriber__status="active")
+        .first()
+    )
+    if membership is None:
+        return False
+    confirmation_send(subscriber=membership.subscriber, mailing_list=membership.mailing_list)
+    return True
+
+
 # --- Imports ----------------------------------------------------------------------------
 
 

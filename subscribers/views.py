@@ -9,6 +9,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import require_write
@@ -82,6 +83,14 @@ def _errors(form, exc: ValidationError) -> None:
         form.add_error(None, message)
 
 
+def _safe_next(request) -> str:
+    """Where to go back to after a bulk action: a page of this site, else the subscriber table."""
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return next_url
+    return reverse("subscribers:list")
+
+
 def _query_without(request, *names) -> str:
     query = request.GET.copy()
     for name in names:
@@ -137,7 +146,7 @@ def subscriber_bulk(request):
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, error)
-        return redirect(request.POST.get("next") or "subscribers:list")
+        return redirect(_safe_next(request))
     data = form.cleaned_data
     selected = Subscriber.objects.filter(workspace_id=member.workspace_id, pk__in=data["ids"])
     mailing_list = next((m for m in lists if m.pk == data.get("list_id")), None)
@@ -167,8 +176,7 @@ def subscriber_bulk(request):
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"{BULK_ACTIONS[data['action']]}: {changed} subscriber(s) changed.")
-    next_url = request.POST.get("next", "")
-    return redirect(next_url if next_url.startswith("/") and not next_url.startswith("//") else "subscribers:list")
+    return redirect(_safe_next(request))
 
 
 @require_http_methods(["GET", "POST"])

@@ -90,7 +90,7 @@ def subscribe(request, token):
     return render(
         request,
         "subscribers/public/subscribed.html",
-        {**context, "outcome": result.outcome, "email_failed": result.email_failed},
+        {**context, "outcome": result.outcome, "email_problem": result.email_problem},
         status=status,
     )
 

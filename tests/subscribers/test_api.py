@@ -206,3 +206,26 @@ def test_a_foreign_subscriber_cannot_be_added_to_my_list(client, acme, keys, tea
     response = api(client, "post", f"/lists/{acme.list.pk}/members", keys.write, {"subscriber_id": theirs.pk})
     assert response.status_code == 404
     assert not ListMembership.objects.filter(subscriber=theirs).exists()
+
+
+def test_filtering_by_another_workspaces_list_or_segment_is_404(client, acme, keys):
+    for query in (f"list_id={acme.list.pk}", f"segment_id={acme.segment.pk}"):
+        response = api(client, "get", "/subscribers", keys.charlie, QUERY_STRING=query)
+        assert response.status_code == 404, query
+
+
+def test_unsubscribe_takes_no_body_or_some_lists(client, team, acme, keys):
+    vips = MailingListFactory(workspace=team.a, name="VIPs")
+    ListMembershipFactory(mailing_list=vips, subscriber=acme.subscriber)
+    path = f"/api/subscribers/{acme.subscriber.pk}/unsubscribe"
+    some = client.post(
+        path, data=json.dumps({"list_ids": [vips.pk]}), content_type="application/json", **bearer(keys.write)
+    )
+    assert some.json() == {"changed": True}
+    assert Subscriber.objects.get(pk=acme.subscriber.pk).status == "active"
+    assert ListMembership.objects.get(mailing_list=vips).status == "unsubscribed"
+    bad = client.post(path, data='{"list_ids": "all"}', content_type="application/json", **bearer(keys.write))
+    assert bad.status_code == 422 and "list_ids" in bad.json()["detail"]
+    bare = client.post(path, **bearer(keys.write))
+    assert bare.status_code == 200 and bare.json() == {"changed": True}
+    assert Subscriber.objects.get(pk=acme.subscriber.pk).status == "unsubscribed"

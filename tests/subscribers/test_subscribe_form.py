@@ -191,3 +191,25 @@ def test_an_existing_member_learns_nothing_from_the_form(client, double, smtp_si
     response = submit(client, double)
     assert "Check your inbox" in response.content.decode()
     assert outbox() == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_with_the_mail_server_down_a_worker_sends_the_confirmation_later(client, team, smtp_sink, settings):
+    from tests.workers import running_worker
+
+    digest = MailingListFactory(workspace=team.a, name="Digest", opt_in="double")
+    settings.EMAIL_PORT = free_port()  # nothing listens: this process cannot reach the mail server
+    response = submit(client, digest)
+    assert response.status_code == 200
+    assert "will arrive shortly" in response.content.decode()
+    assert outbox() == []
+    # A worker (whose mail settings reach the sink) picks the queued task up.
+    with running_worker(queues=("default",)):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not outbox():
+            time.sleep(0.2)
+    [mail] = outbox()
+    assert mail.to == ["reader@example.net"] and "/confirm/" in mail.body
+    client.post(confirm_path(mail.body))
+    assert ListMembership.objects.get(mailing_list=digest).status == "confirmed"

@@ -139,3 +139,16 @@ def test_bulk_actions_skip_ids_of_other_workspaces(alice_client, team):
     post_bulk(alice_client, "delete", [mine.pk, theirs.pk], confirm="yes")
     assert not Subscriber.objects.filter(pk=mine.pk).exists()
     assert Subscriber.objects.filter(pk=theirs.pk).exists()
+
+
+def test_bulk_actions_never_redirect_off_site(alice_client, team):
+    a = SubscriberFactory(workspace=team.a)
+    for bad in ("https://evil.example/", "//evil.example/x"):
+        response = alice_client.post("/subscribers/bulk/", {"action": "unsubscribe", "ids": [a.pk], "next": bad})
+        assert response.status_code == 200  # the confirmation page
+        done = alice_client.post(
+            "/subscribers/bulk/", {"action": "unsubscribe", "ids": [a.pk], "next": bad, "confirm": "yes"}
+        )
+        assert done["Location"] == "/subscribers/"
+        invalid = alice_client.post("/subscribers/bulk/", {"action": "explode", "ids": [a.pk], "next": bad})
+        assert invalid["Location"] == "/subscribers/"

@@ -146,3 +146,25 @@ def test_a_drain_that_hits_the_outage_again_keeps_what_it_did_not_apply(reader, 
     assert Subscriber.objects.filter(pk__in=[reader.pk, other.pk], status="unsubscribed").count() == 2
     assert (tmp_path / "unsubscribes.jsonl").exists() is False
     assert [p.name.endswith(".rejected") for p in tmp_path.glob("unsubscribes*")] == [True]
+
+
+def test_a_read_only_database_during_failover_queues_the_unsubscribe(reader, settings, tmp_path):
+    """A standby that was promoted late still answers, but refuses writes: the unsubscribe waits."""
+    from django.db import connection
+
+    from subscribers.services import unsubscribe_request
+
+    settings.UNSUBSCRIBE_SPOOL_DIR = tmp_path
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    try:
+        outcome = unsubscribe_request(
+            workspace_id=reader.workspace_id, subscriber_id=reader.pk, method="one-click (RFC 8058)"
+        )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = off")
+    assert outcome == "queued"
+    assert Subscriber.objects.get(pk=reader.pk).status == "active"
+    assert apply_queued_unsubscribes()["applied"] == 1
+    assert Subscriber.objects.get(pk=reader.pk).status == "unsubscribed"
