@@ -250,3 +250,32 @@ def test_a_cancelled_import_is_not_run_and_a_second_delivery_does_nothing(team):
     assert imp.status == Import.Status.CANCELLED and imp.attempt == 0
     assert not Subscriber.objects.exists()
     assert not import_cancel(imp=imp)
+
+
+def test_cancelling_a_running_import_stops_it_at_the_next_checkpoint_and_cleans_up(team):
+    from unittest import mock
+
+    from subscribers import imports
+
+    imp = upload(team.a, csv_bytes([[f"p{i}@example.com", "", ""] for i in range(2000)]))
+    with mock.patch("subscribers.imports._enqueue"):
+        imports.import_configure(imp=imp, mapping=imp.mapping)
+    original = imports._stage_chunk
+    calls = []
+
+    def stage_then_cancel(imp_, staging, result, report):
+        calls.append(result.index)
+        original(imp_, staging, result, report)
+        if len(calls) == 2:
+            import_cancel(imp=Import.objects.get(pk=imp_.pk))
+
+    with mock.patch("subscribers.imports._stage_chunk", side_effect=stage_then_cancel):
+        import_process(import_id=imp.pk)
+    imp.refresh_from_db()
+    assert imp.status == Import.Status.CANCELLED
+    assert len(calls) == 3, "the worker stops at the first checkpoint after the cancel"
+    assert imp.chunks_staged == 2 and imp.phase == Import.Phase.STAGING
+    assert not Subscriber.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [f"subscribers_import_stage_{imp.pk}"])
+        assert cursor.fetchone()[0] is None
