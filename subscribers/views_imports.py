@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.access import require_write
 from accounts.decorators import member_required
 from subscribers.forms_imports import ImportMappingForm, ImportUploadForm
+from subscribers.import_pipeline import display_encoding
 from subscribers.imports import (
     get_import_for_member,
     import_cancel,
@@ -165,9 +166,8 @@ def import_mapping(request, import_id):
                 form.add_error(None, exc.messages)
             else:
                 return redirect("subscribers:import_detail", imp.pk)
-    return render(
-        request, "subscribers/import_mapping.html", {"imp": imp, "form": form}, status=400 if form.errors else 200
-    )
+    context = {"imp": imp, "form": form, "encoding": display_encoding(imp.encoding)}
+    return render(request, "subscribers/import_mapping.html", context, status=400 if form.errors else 200)
 
 
 @require_GET
