@@ -739,9 +739,9 @@ def _bucket_statement(imp: Import) -> str:
         if with_list:
             parts.append(f"""
         mem_new AS (
+            -- Subscribers created by this statement cannot be on the list yet: no conflict to handle.
             INSERT INTO subscribers_listmembership ({membership_columns})
             SELECT {membership_values.format(id="id")} FROM ins
-            ON CONFLICT (mailing_list_id, subscriber_id) DO NOTHING
             RETURNING subscriber_id
         ),
         mem_old AS (
