@@ -344,9 +344,17 @@ def import_cancel(*, imp: Import) -> bool:
     ).update(status=Import.Status.CANCELLED, finished_at=now, updated_at=now)
     if cancelled and imp.status != Import.Status.RUNNING:
         # No worker holds it: clean up now (a running worker cleans up when it notices).
-        _drop_staging(imp.pk)
+        _finish_cleanup(imp)
     imp.refresh_from_db()
     return bool(cancelled)
+
+
+def _finish_cleanup(imp: Import) -> None:
+    """An import that has ended needs neither its staging table nor the uploaded file (personal data)."""
+    _drop_staging(imp.pk)
+    if imp.file:
+        with contextlib.suppress(OSError, ValueError):
+            Path(imp.file.path).unlink(missing_ok=True)
 
 
 def _delete_files(imp: Import) -> None:
@@ -372,7 +380,7 @@ def import_process(*, import_id: int) -> None:
         _complete(imp)
     except ImportLost:
         if Import.objects.filter(pk=imp.pk, status=Import.Status.CANCELLED).exists():
-            _drop_staging(imp.pk)
+            _finish_cleanup(imp)
     except (OperationalError, InterfaceError, psycopg.OperationalError):
         # The database went away: the import stays claimed, and is resumed when its lease expires.
         logger.warning("Import %s paused: the database could not be reached.", imp.pk, exc_info=True)
@@ -815,7 +823,7 @@ def _complete(imp: Import) -> None:
     now = timezone.now()
     with transaction.atomic():
         _checkpoint(imp, status=Import.Status.COMPLETED, phase=Import.Phase.DONE, finished_at=now)
-    _drop_staging(imp.pk)
+    _finish_cleanup(imp)
     logger.info("Import %s completed.", imp.pk, extra={"import_id": imp.pk, "timings": imp.timings})
 
 
@@ -824,7 +832,7 @@ def _fail(imp: Import, message: str) -> None:
         Import.objects.filter(pk=imp.pk, attempt=imp.attempt, status=Import.Status.RUNNING).update(
             status=Import.Status.FAILED, error_message=message, finished_at=timezone.now(), updated_at=timezone.now()
         )
-        _drop_staging(imp.pk)
+        _finish_cleanup(imp)
 
 
 # --- The sweeper ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Running an import end to end in this process: counts, modes, suppressions, re-runs, error report."""
 
 import csv
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -58,6 +59,8 @@ def test_an_import_adds_new_subscribers_to_the_list_with_exact_counts(team):
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s)", [f"subscribers_import_stage_{imp.pk}"])
         assert cursor.fetchone()[0] is None, "the staging table is dropped once the import is done"
+    assert not Path(imp.file.path).exists(), "the uploaded file is removed once the import is done"
+    assert import_error_report_path(imp).exists()
 
 
 def test_running_the_same_file_again_changes_nothing(team):
