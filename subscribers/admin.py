@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from subscribers import admin_imports  # noqa: F401 (registers the imports' admin)
 from subscribers.models import AuditEntry, ListMembership, MailingList, Segment, Subscriber, Suppression
 from subscribers.services import (
     list_delete,

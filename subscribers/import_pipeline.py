@@ -121,10 +121,12 @@ def _mixed_encodings(encoding: str, line: int) -> ImportFileError:
     )
 
 
-def _display_encoding(encoding: str) -> str:
-    return {"utf_8": "UTF-8", "utf_8_sig": "UTF-8", "utf_16": "UTF-16", "utf_32": "UTF-32"}.get(
-        encoding, encoding.replace("_", "-").upper()
-    )
+def display_encoding(encoding: str) -> str:
+    """A codec name as people know it: UTF-8, WINDOWS-1252, ..."""
+    known = {"utf_8": "UTF-8", "utf_8_sig": "UTF-8", "utf_16": "UTF-16", "utf_32": "UTF-32", "latin_1": "Latin-1"}
+    if encoding in known:
+        return known[encoding]
+    return encoding.replace("cp125", "Windows-125").replace("_", "-").upper()
 
 
 def store_utf8(chunks: Iterable[bytes], destination: BinaryIO, *, max_bytes: int) -> FileFacts:
@@ -156,12 +158,12 @@ def store_utf8(chunks: Iterable[bytes], destination: BinaryIO, *, max_bytes: int
         if facts.size_bytes > max_bytes:
             raise ImportFileError(f"The file is larger than the {max_bytes // (1024 * 1024)} MB limit for imports.")
         if single_byte and _UTF8_SEQUENCE.search(block):
-            raise _mixed_encodings(_display_encoding(encoding), facts.lines + 1)
+            raise _mixed_encodings(display_encoding(encoding), facts.lines + 1)
         try:
             text = decoder.decode(block)
         except UnicodeDecodeError as exc:
             line = facts.lines + 1 + block[: exc.start].count(b"\n")
-            raise _mixed_encodings(_display_encoding(encoding), line) from None
+            raise _mixed_encodings(display_encoding(encoding), line) from None
         line_run = _check_text(text, facts, line_run)
         data = text.encode("utf-8")
         destination.write(data)
@@ -169,7 +171,7 @@ def store_utf8(chunks: Iterable[bytes], destination: BinaryIO, *, max_bytes: int
     try:
         tail = decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        raise _mixed_encodings(_display_encoding(encoding), facts.lines + 1) from None
+        raise _mixed_encodings(display_encoding(encoding), facts.lines + 1) from None
     _check_text(tail, facts, line_run)
     data = tail.encode("utf-8")
     destination.write(data)

@@ -339,14 +339,25 @@ def import_discard(*, imp: Import) -> None:
 def import_cancel(*, imp: Import) -> bool:
     """Stop an import. Rows already written stay; the worker stops at its next checkpoint."""
     now = timezone.now()
-    cancelled = Import.objects.filter(
-        pk=imp.pk, status__in=[Import.Status.UPLOADED, Import.Status.QUEUED, Import.Status.RUNNING]
-    ).update(status=Import.Status.CANCELLED, finished_at=now, updated_at=now)
-    if cancelled and imp.status != Import.Status.RUNNING:
-        # No worker holds it: clean up now (a running worker cleans up when it notices).
-        _drop_staging(imp.pk)
+    with transaction.atomic():
+        # Locked, so that a worker claiming it meanwhile is seen: a running import is cleaned up
+        # by its worker, which must not find its file gone under it.
+        current = Import.objects.select_for_update().filter(pk=imp.pk).values_list("status", flat=True).first()
+        cancellable = current in (Import.Status.UPLOADED, Import.Status.QUEUED, Import.Status.RUNNING)
+        if cancellable:
+            Import.objects.filter(pk=imp.pk).update(status=Import.Status.CANCELLED, finished_at=now, updated_at=now)
+    if cancellable and current != Import.Status.RUNNING:
+        _finish_cleanup(imp)
     imp.refresh_from_db()
-    return bool(cancelled)
+    return cancellable
+
+
+def _finish_cleanup(imp: Import) -> None:
+    """An import that has ended needs neither its staging table nor the uploaded file (personal data)."""
+    _drop_staging(imp.pk)
+    if imp.file:
+        with contextlib.suppress(OSError, ValueError):
+            Path(imp.file.path).unlink(missing_ok=True)
 
 
 def _delete_files(imp: Import) -> None:
@@ -372,7 +383,7 @@ def import_process(*, import_id: int) -> None:
         _complete(imp)
     except ImportLost:
         if Import.objects.filter(pk=imp.pk, status=Import.Status.CANCELLED).exists():
-            _drop_staging(imp.pk)
+            _finish_cleanup(imp)
     except (OperationalError, InterfaceError, psycopg.OperationalError):
         # The database went away: the import stays claimed, and is resumed when its lease expires.
         logger.warning("Import %s paused: the database could not be reached.", imp.pk, exc_info=True)
@@ -739,9 +750,9 @@ def _bucket_statement(imp: Import) -> str:
         if with_list:
             parts.append(f"""
         mem_new AS (
+            -- Subscribers created by this statement cannot be on the list yet: no conflict to handle.
             INSERT INTO subscribers_listmembership ({membership_columns})
             SELECT {membership_values.format(id="id")} FROM ins
-            ON CONFLICT (mailing_list_id, subscriber_id) DO NOTHING
             RETURNING subscriber_id
         ),
         mem_old AS (
@@ -815,7 +826,7 @@ def _complete(imp: Import) -> None:
     now = timezone.now()
     with transaction.atomic():
         _checkpoint(imp, status=Import.Status.COMPLETED, phase=Import.Phase.DONE, finished_at=now)
-    _drop_staging(imp.pk)
+    _finish_cleanup(imp)
     logger.info("Import %s completed.", imp.pk, extra={"import_id": imp.pk, "timings": imp.timings})
 
 
@@ -824,7 +835,7 @@ def _fail(imp: Import, message: str) -> None:
         Import.objects.filter(pk=imp.pk, attempt=imp.attempt, status=Import.Status.RUNNING).update(
             status=Import.Status.FAILED, error_message=message, finished_at=timezone.now(), updated_at=timezone.now()
         )
-        _drop_staging(imp.pk)
+        _finish_cleanup(imp)
 
 
 # --- The sweeper ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Background work of the subscribers app (scheduled in CELERY_BEAT_SCHEDULE).
 
 Unsubscribes queued while the database was away are applied by `apply_queued_unsubscribes`.
-Imports (run on the `imports` queue): `import_run` claims an import and runs or resumes it;
+Imports: `import_run` (on the `imports` queue) claims an import and runs or resumes it;
 `imports_sweep` (every minute, from beat) queues again the imports whose worker died.
 """
 
@@ -59,7 +59,8 @@ def import_run(import_id: int) -> None:
     import_process(import_id=import_id)
 
 
-@shared_task(name="subscribers.imports_sweep", queue="imports", soft_time_limit=50, time_limit=55, expires=55)
+# On the default queue: a busy imports worker must not hold up the sweep that rescues a dead one's import.
+@shared_task(name="subscribers.imports_sweep", queue="default", soft_time_limit=50, time_limit=55, expires=55)
 def imports_sweep() -> list[int]:
     from subscribers.imports import imports_resume_stalled
 

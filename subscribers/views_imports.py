@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.access import require_write
 from accounts.decorators import member_required
 from subscribers.forms_imports import ImportMappingForm, ImportUploadForm
+from subscribers.import_pipeline import display_encoding
 from subscribers.imports import (
     get_import_for_member,
     import_cancel,
@@ -104,13 +105,13 @@ def import_new(request):
 
 @csrf_protect
 def _import_new_too_large(request):
+    # The body was not read (so there is no form data to redisplay): a fresh form and the reason.
     form = ImportUploadForm(workspace_id=request.member.workspace_id)
-    form.add_error(None, too_large_message())
-    return _render_new(request, form, status=413)
+    return _render_new(request, form, status=413, error=too_large_message())
 
 
-def _render_new(request, form, status: int = 200):
-    context = {"form": form, "max_mb": settings.IMPORT_MAX_UPLOAD_MB}
+def _render_new(request, form, status: int = 200, error: str = ""):
+    context = {"form": form, "max_mb": settings.IMPORT_MAX_UPLOAD_MB, "upload_error": error}
     return render(request, "subscribers/import_new.html", context, status=status)
 
 
@@ -121,11 +122,7 @@ def _import_new(request, handler: LimitedUploadHandler | None):
         return _render_new(request, ImportUploadForm(workspace_id=workspace_id))
     form = ImportUploadForm(request.POST, request.FILES, workspace_id=workspace_id)
     if handler is not None and handler.exceeded:
-        form = ImportUploadForm(request.POST, workspace_id=workspace_id)
-        form.is_valid()
-        form.errors.pop("file", None)
-        form.add_error(None, too_large_message())
-        return _render_new(request, form, status=413)
+        return _render_new(request, ImportUploadForm(workspace_id=workspace_id), status=413, error=too_large_message())
     if form.is_valid():
         upload = form.cleaned_data["file"]
         try:
@@ -165,9 +162,8 @@ def import_mapping(request, import_id):
                 form.add_error(None, exc.messages)
             else:
                 return redirect("subscribers:import_detail", imp.pk)
-    return render(
-        request, "subscribers/import_mapping.html", {"imp": imp, "form": form}, status=400 if form.errors else 200
-    )
+    context = {"imp": imp, "form": form, "encoding": display_encoding(imp.encoding)}
+    return render(request, "subscribers/import_mapping.html", context, status=400 if form.errors else 200)
 
 
 @require_GET

@@ -124,3 +124,11 @@ def test_cancelling_through_the_api(client, team):
 def test_an_import_without_rejected_rows_has_no_error_report(client, team):
     imp = upload(team.a, GOOD)
     assert client.get(f"/api/imports/{imp.pk}/errors", **key(team.a)).status_code == 404
+
+
+def test_a_request_announcing_more_than_the_limit_is_a_413_before_it_is_read(client, team, settings):
+    settings.IMPORT_MAX_UPLOAD_MB = 1
+    response = start(client, key(team.a), data=b"email\n" + b"someone@example.com\n" * 150_000)
+    assert response.status_code == 413
+    assert "larger than the 1 MB limit" in response.json()["detail"]
+    assert not Import.objects.exists()

@@ -207,3 +207,12 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, team):
     for url in [reverse("subscribers:imports"), reverse("subscribers:import_new"), *import_urls(imp).values()]:
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response.url
+
+
+def test_a_request_announcing_more_than_the_limit_is_refused_before_it_is_read(alice_client, team, settings):
+    settings.IMPORT_MAX_UPLOAD_MB = 1
+    before = stored_files()
+    response = post_file(alice_client, b"email\n" + b"someone@example.com\n" * 150_000)  # 3 MB
+    assert response.status_code == 413
+    assert "larger than the 1 MB limit" in response.content.decode()
+    assert not Import.objects.exists() and stored_files() == before

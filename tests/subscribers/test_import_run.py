@@ -1,6 +1,7 @@
 """Running an import end to end in this process: counts, modes, suppressions, re-runs, error report."""
 
 import csv
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -58,6 +59,8 @@ def test_an_import_adds_new_subscribers_to_the_list_with_exact_counts(team):
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s)", [f"subscribers_import_stage_{imp.pk}"])
         assert cursor.fetchone()[0] is None, "the staging table is dropped once the import is done"
+    assert not Path(imp.file.path).exists(), "the uploaded file is removed once the import is done"
+    assert import_error_report_path(imp).exists()
 
 
 def test_running_the_same_file_again_changes_nothing(team):
@@ -250,3 +253,32 @@ def test_a_cancelled_import_is_not_run_and_a_second_delivery_does_nothing(team):
     assert imp.status == Import.Status.CANCELLED and imp.attempt == 0
     assert not Subscriber.objects.exists()
     assert not import_cancel(imp=imp)
+
+
+def test_cancelling_a_running_import_stops_it_at_the_next_checkpoint_and_cleans_up(team):
+    from unittest import mock
+
+    from subscribers import imports
+
+    imp = upload(team.a, csv_bytes([[f"p{i}@example.com", "", ""] for i in range(2000)]))
+    with mock.patch("subscribers.imports._enqueue"):
+        imports.import_configure(imp=imp, mapping=imp.mapping)
+    original = imports._stage_chunk
+    calls = []
+
+    def stage_then_cancel(imp_, staging, result, report):
+        calls.append(result.index)
+        original(imp_, staging, result, report)
+        if len(calls) == 2:
+            import_cancel(imp=Import.objects.get(pk=imp_.pk))
+
+    with mock.patch("subscribers.imports._stage_chunk", side_effect=stage_then_cancel):
+        import_process(import_id=imp.pk)
+    imp.refresh_from_db()
+    assert imp.status == Import.Status.CANCELLED
+    assert len(calls) == 3, "the worker stops at the first checkpoint after the cancel"
+    assert imp.chunks_staged == 2 and imp.phase == Import.Phase.STAGING
+    assert not Subscriber.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [f"subscribers_import_stage_{imp.pk}"])
+        assert cursor.fetchone()[0] is None
