@@ -435,6 +435,9 @@ def _from_source(source: str, env: _Sandbox):
     if not any(marker in source for marker in ("{{", "{%", "{#")):
         return _Constant(source)
     ast = env.parse(source)
+    if any(name.name == "self" for name in ast.find_all(nodes.Name)):
+        # `self` would hand the template a reference to itself; nothing legitimate needs it.
+        raise SecurityError("'self' is not available in email templates")
     for loop in ast.find_all(nodes.For):
         loop.iter = nodes.Filter(loop.iter, "herald_loop", [], [], None, None, lineno=loop.lineno)
     return env.from_string(ast)

@@ -162,6 +162,11 @@ def sandbox_render(source, ctx=None, **values):
     "source",
     [
         "{{ ''.__class__.__mro__ }}",
+        "{{ self }}",
+        "{{ self.__init__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ range(10**9) }}",
+        "{{ subscriber['__class__'] }}",
         "{{ subscriber.name.upper() }}",
         "{{ 'x' * 100000 }}",
         "{{ 2 ** 100000 }}",
@@ -178,7 +183,7 @@ def test_the_sandbox_refuses_escapes_and_bombs_at_render(source):
 
 def test_the_sandbox_has_no_globals_and_hides_private_keys():
     rendered = sandbox_render(
-        "[{{ cycler }}][{{ range }}][{{ self.x }}][{{ subscriber['_x'] if false }}][{{ subscriber.items }}]",
+        "[{{ cycler }}][{{ range }}][{{ lipsum }}][{{ subscriber['_x'] if false }}][{{ subscriber.items }}]",
         ctx=context(items="three"),
     )
     assert rendered == "[][][][][three]"  # `items` is the attribute, not dict.items
