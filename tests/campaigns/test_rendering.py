@@ -361,3 +361,9 @@ def test_render_cost_per_message(capsys):
         print(
             f"\n[render] compile {compile_ms:.1f} ms once; render {per_message:.0f} µs per message ({len(html)} B HTML)"
         )
+
+
+def test_a_template_with_thousands_of_tags_is_refused_before_parsing():
+    # Parsing and compiling grow with the tags; the cap bounds what a hostile template costs.
+    error = problem("<p>{{ subscriber.name }}</p>" * 2001)
+    assert "more than 2,000 merge tags" in error.message
