@@ -96,6 +96,7 @@ MAX_LOOP_NESTING = 2
 # of products), small enough that a loop over a huge attribute cannot stall a send worker.
 LOOP_BUDGET = 10_000
 MAX_REPEAT = 10_000  # longest string or list that `*` may build
+MAX_OUTPUT_CHARS = 2_000_000  # per part of one message; a real email is a hundred times smaller
 MAX_EXPONENT = 64
 
 _MISSING = object()
@@ -366,12 +367,15 @@ class CompiledCampaign:
         values["herald_links"] = _Links(self.links, click_url)
         values["herald_budget"] = [LOOP_BUDGET]
         try:
-            subject = " ".join(self._subject.render(values).split())
-            preheader = " ".join(self._preheader.render(values).split())
+            subject = " ".join(_bounded(self._subject, values).split())
+            preheader = " ".join(_bounded(self._preheader, values).split())
             values["herald_preheader"] = preheader
             values["herald_open_pixel"] = open_pixel_url or ""
             return RenderedMessage(
-                subject=subject, preheader=preheader, html=self._html.render(values), text=self._text.render(values)
+                subject=subject,
+                preheader=preheader,
+                html=_bounded(self._html, values),
+                text=_bounded(self._text, values),
             )
         except TemplateProblem:
             raise
@@ -419,6 +423,19 @@ def compile_campaign(*, subject: str, preheader: str, html: str, text: str) -> C
         html_source=html_source,
         text_source=text_source,
     )
+
+
+def _bounded(template, values: dict) -> str:
+    """Render, refusing output past MAX_OUTPUT_CHARS (a loop around a large block could build gigabytes)."""
+    if isinstance(template, _Constant):
+        return template.text
+    parts, size = [], 0
+    for chunk in template.generate(values):
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise RenderError(f"The message would be longer than {MAX_OUTPUT_CHARS:,} characters.")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 class _Constant:

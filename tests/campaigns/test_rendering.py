@@ -201,6 +201,16 @@ def test_loops_are_bounded_per_message():
         compiled.render(context=context(tags=list(range(int(LOOP_BUDGET**0.5) + 5))))
 
 
+def test_output_is_bounded_per_message():
+    block = "<p>" + "x" * 50_000 + "</p>"
+    compiled = compile_campaign(
+        subject="Hi", preheader="", html="{% for t in subscriber.tags %}" + block + "{% endfor %}", text="Hi"
+    )
+    compiled.render(context=context(tags=list(range(10))))  # 500 KB: large, allowed
+    with pytest.raises(RenderError, match="longer than"):
+        compiled.render(context=context(tags=list(range(100))))  # 5 MB: refused before it is built
+
+
 # --- rendering ---------------------------------------------------------------------------------
 
 
