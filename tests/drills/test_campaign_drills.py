@@ -171,14 +171,15 @@ def test_worker1_sigkill_mid_campaign(campaign_run, report):
     run = campaign_run
     run.start()
     run.wait_sent_at_least(RECIPIENTS // 6)
+    killed_at = time.monotonic()
+    run.cluster.kill("worker1", "KILL")
+    # Read after the kill: the batch the dead worker held is among the rows still leased.
     in_flight = [
         row[0]
         for row in run.query(
             "SELECT id FROM campaigns_delivery WHERE campaign_id = %s AND status = 'sending'", run.campaign_id
         )
     ]
-    killed_at = time.monotonic()
-    run.cluster.kill("worker1", "KILL")
     # Recovered when every row leased at the kill (the dead worker's batch among them) is settled.
     run.cluster.wait_for(
         lambda: (
