@@ -8,6 +8,7 @@ from ninja import NinjaAPI
 from accounts import api as accounts_api
 from accounts import views as account_views
 from campaigns import api as campaigns_api
+from subscribers import api_imports as subscribers_api_imports
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
 api = NinjaAPI(
@@ -20,6 +21,7 @@ api = NinjaAPI(
 )
 api.add_router("/", accounts_api.router)
 api.add_router("/", campaigns_api.router)
+api.add_router("/imports", subscribers_api_imports.router)
 
 urlpatterns = [
     path("", account_views.dashboard, name="dashboard"),
