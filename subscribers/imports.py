@@ -339,14 +339,17 @@ def import_discard(*, imp: Import) -> None:
 def import_cancel(*, imp: Import) -> bool:
     """Stop an import. Rows already written stay; the worker stops at its next checkpoint."""
     now = timezone.now()
-    cancelled = Import.objects.filter(
-        pk=imp.pk, status__in=[Import.Status.UPLOADED, Import.Status.QUEUED, Import.Status.RUNNING]
-    ).update(status=Import.Status.CANCELLED, finished_at=now, updated_at=now)
-    if cancelled and imp.status != Import.Status.RUNNING:
-        # No worker holds it: clean up now (a running worker cleans up when it notices).
+    with transaction.atomic():
+        # Locked, so that a worker claiming it meanwhile is seen: a running import is cleaned up
+        # by its worker, which must not find its file gone under it.
+        current = Import.objects.select_for_update().filter(pk=imp.pk).values_list("status", flat=True).first()
+        cancellable = current in (Import.Status.UPLOADED, Import.Status.QUEUED, Import.Status.RUNNING)
+        if cancellable:
+            Import.objects.filter(pk=imp.pk).update(status=Import.Status.CANCELLED, finished_at=now, updated_at=now)
+    if cancellable and current != Import.Status.RUNNING:
         _finish_cleanup(imp)
     imp.refresh_from_db()
-    return bool(cancelled)
+    return cancellable
 
 
 def _finish_cleanup(imp: Import) -> None:
