@@ -24,6 +24,7 @@ PROGRAMS = {
     "chromium": (lambda: os.path.exists("/usr/bin/chromium"), "chromium"),
     "haproxy": (lambda: shutil.which("haproxy") is not None, "haproxy"),
     "etcd": (lambda: shutil.which("etcd") is not None, "etcd-server"),
+    "wrk": (lambda: shutil.which("wrk") is not None, "wrk"),
 }
 
 
