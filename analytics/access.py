@@ -12,6 +12,7 @@ session gets nothing.
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass
 from functools import wraps
 
@@ -67,7 +68,12 @@ def _snapshot_key(user_id, workspace_id) -> str:
     return f"analytics:member:{user_id}:{workspace_id or 'default'}"
 
 
+_remembered: dict[tuple, tuple[float, tuple]] = {}
+REMEMBER_EVERY_SECONDS = 60.0
+
+
 def remember_member(request) -> None:
+    """Cache the caller's membership snapshot (at most once a minute per process, unless it changed)."""
     member, user = request.member, request.user
     data = {
         "pk": member.pk,
@@ -81,7 +87,15 @@ def remember_member(request) -> None:
         "hash": user.get_session_auth_hash(),
     }
     chosen = request.session.get(SESSION_WORKSPACE_KEY)
-    cache.set_many({_snapshot_key(user.pk, chosen): data}, SNAPSHOT_SECONDS)
+    key = _snapshot_key(user.pk, chosen)
+    fingerprint = tuple(sorted(data.items()))
+    seen = _remembered.get(key)
+    if seen and seen[1] == fingerprint and time.monotonic() - seen[0] < REMEMBER_EVERY_SECONDS:
+        return
+    cache.set(key, data, SNAPSHOT_SECONDS)
+    if len(_remembered) > 10_000:
+        _remembered.clear()
+    _remembered[key] = (time.monotonic(), fingerprint)
 
 
 def member_from_snapshot(request) -> MemberSnapshot | None:
