@@ -115,7 +115,11 @@ def test_drill_clicks_while_the_primary_is_killed_are_all_redirected_and_recorde
     import threading
     import time
 
-    seeded = json.loads(herald.manage("shell", "-c", SEED.replace("Outage report", "Drill")).strip().splitlines()[-1])
+    seeded = json.loads(
+        herald.manage("shell", "-c", SEED.replace("Outage report", "Drill").replace("outage{i}", "drill{i}"))
+        .strip()
+        .splitlines()[-1]
+    )
     campaign, tokens = seeded["campaign"], seeded["tokens"]
     assert get(herald, f"/t/c/{tokens[0]}/0").status_code == 302  # the node has the link table
     herald.manage("shell", "-c", "from analytics.tasks import drain_stream; drain_stream()")
@@ -156,7 +160,9 @@ def test_drill_clicks_while_the_primary_is_killed_are_all_redirected_and_recorde
             "-c",
             f"from analytics.models import Event; print(Event.objects.filter(campaign_id={campaign}, "
             "type='clicked').count())",
-        ).strip()
+        )
+        .strip()
+        .splitlines()[-1]
     )
     print(f"DRILL tracking_during_db_failover: clicks={clicks} redirected={redirected} events_recorded={recorded - 1}")
     assert clicks > 50
