@@ -17,13 +17,24 @@ $(INSTALLED): requirements.lock
 
 install: $(INSTALLED)
 
+# The whole high-availability cluster (platform/stack.py), migrated and seeded; Ctrl-C stops it.
 run: $(INSTALLED)
-	$(PYTHON) platform/system_packages.py postgres redis
-	$(BIN)/python platform/devserver.py
+	$(PYTHON) platform/system_packages.py postgres redis haproxy etcd patroni
+	$(BIN)/python platform/stack.py up
 
 test: $(INSTALLED)
-	$(PYTHON) platform/system_packages.py postgres redis chromium
+	$(PYTHON) platform/system_packages.py postgres redis chromium haproxy etcd patroni
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Throughput figures (bench/run.py runs every bench/*_bench.py on throwaway services).
+bench: $(INSTALLED)
+	$(PYTHON) platform/system_packages.py postgres redis
+	$(BIN)/python bench/run.py $(BENCH)
+
+# The failure drills alone, on one cluster, then their results as a table.
+drill: $(INSTALLED)
+	$(PYTHON) platform/system_packages.py postgres redis haproxy etcd patroni
+	$(BIN)/python -m pytest -m drill -p no:cacheprovider tests/drills $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -31,6 +33,11 @@ from django.utils import timezone
 from campaigns.models import Relay
 
 logger = logging.getLogger(__name__)
+
+# A worker's claim on one of a relay's max_connections is refreshed this often while in use and
+# lapses when not refreshed for the stale period (its worker died).
+CONNECTION_HEARTBEAT_SECONDS = 10.0
+CONNECTION_STALE_SECONDS = 60.0
 
 # Outcome kinds of one attempt to hand a message to a relay.
 SENT = "sent"
@@ -243,6 +250,7 @@ class RelayPool:
 
     connections: dict[int, _Connection] = field(default_factory=dict)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    holders: dict[int, tuple[str, float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
@@ -258,7 +266,45 @@ class RelayPool:
         self.connections[relay.pk] = current
         return current, True
 
+    def _may_connect(self, relay: Relay) -> bool:
+        """Whether this worker may hold a connection to the relay within its max_connections.
+
+        Holders are a Redis sorted set of connection ids scored by their last use; an id not
+        refreshed for CONNECTION_STALE_SECONDS (its worker died) no longer counts. Without
+        Redis the cap is not enforced: sending matters more than the cap.
+        """
+        now = time.time()
+        holder = self.holders.get(relay.pk)
+        if holder and now - holder[1] < CONNECTION_HEARTBEAT_SECONDS:
+            return True
+        # Read the pid here, not at import: prefork children inherit the parent's module state.
+        token = holder[0] if holder else f"{socket.gethostname()}:{os.getpid()}:{relay.pk}"
+        key = f"herald:relay:{relay.pk}:connections"
+        try:
+            from django_redis import get_redis_connection
+
+            client = get_redis_connection("default")
+            client.zremrangebyscore(key, "-inf", now - CONNECTION_STALE_SECONDS)
+            if client.zscore(key, token) is None and client.zcard(key) >= relay.max_connections:
+                return False
+            client.zadd(key, {token: now})
+            client.expire(key, int(CONNECTION_STALE_SECONDS * 4))
+        except Exception:
+            logger.warning("could not count relay connections; not enforcing max_connections", exc_info=True)
+        self.holders[relay.pk] = (token, now)
+        return True
+
+    def _release_slot(self, relay_id: int) -> None:
+        holder = self.holders.pop(relay_id, None)
+        if holder is None:
+            return
+        with contextlib.suppress(Exception):
+            from django_redis import get_redis_connection
+
+            get_redis_connection("default").zrem(f"herald:relay:{relay_id}:connections", holder[0])
+
     def drop(self, relay_id: int) -> None:
+        self._release_slot(relay_id)
         current = self.connections.pop(relay_id, None)
         if current is not None:
             # Closing a broken socket may fail; it is gone either way.
@@ -343,6 +389,10 @@ class RelayPool:
             if relay is None:
                 return SendResult(UNAVAILABLE, None, last_failure, None)
             tried.add(relay.pk)
+            if not self._may_connect(relay):
+                # Every connection this relay allows is held by other workers: not a failure.
+                last_failure = f"{relay.name}: all {relay.max_connections} connections are in use"
+                continue
             for key, rate in rate_keys:
                 self.limiter.acquire(key, rate)
             if relay.max_per_second:

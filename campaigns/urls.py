@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from campaigns import views, views_templates
+from campaigns import views, views_senders, views_templates
 
 app_name = "campaigns"
 
@@ -26,4 +26,13 @@ urlpatterns = [
     path("templates/<int:template_id>/", views_templates.template_edit, name="template_edit"),
     path("templates/<int:template_id>/delete/", views_templates.template_delete, name="template_delete"),
     path("templates/<int:template_id>/test/", views_templates.template_send_test, name="template_send_test"),
+    path("senders/", views_senders.sender_list, name="senders"),
+    path("senders/<int:sender_id>/resend/", views_senders.sender_resend, name="sender_resend"),
+    path("senders/<int:sender_id>/delete/", views_senders.sender_delete, name="sender_delete"),
+    path("senders/confirm/<str:token>/", views_senders.sender_confirm, name="sender_confirm"),
+    path("domains/", views_senders.domain_list, name="domains"),
+    path("domains/<int:domain_id>/", views_senders.domain_detail, name="domain_detail"),
+    path("domains/<int:domain_id>/check/", views_senders.domain_check, name="domain_check"),
+    path("domains/<int:domain_id>/dkim/", views_senders.domain_dkim, name="domain_dkim"),
+    path("domains/<int:domain_id>/delete/", views_senders.domain_delete, name="domain_delete"),
 ]

@@ -26,11 +26,6 @@ def campaign_list(request):
     return render(request, "campaigns/list.html", {"page": page, "rows": rows})
 
 
-@member_required
-def template_list(request):
-    return render(request, "campaigns/template_list.html")
-
-
 @require_http_methods(["GET", "POST"])
 @member_required
 def campaign_create(request):

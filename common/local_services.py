@@ -35,6 +35,46 @@ def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether we could listen on `port` now (nothing listens there, nothing else holds it)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_holder(port: int) -> str | None:
+    """`pid 123 (postgres -D ...)` for the process listening on TCP `port`, from /proc (Linux)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                        inodes.add(fields[9])
+        except (FileNotFoundError, StopIteration):
+            continue
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+            if any(os.readlink(f"/proc/{entry.name}/fd/{fd}") in wanted for fd in fds):
+                command = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                return f"pid {entry.name} ({command[:120]})"
+        except OSError:
+            continue
+    return "a process this user cannot see"
+
+
 def service_tempdir(prefix: str) -> Path:
     """A new temporary directory that the unprivileged service user may enter."""
     import tempfile

@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "operations.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "common.db_routing.ReplicaPinningMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -134,6 +135,11 @@ if DATABASE_REPLICA_URL:
     # Tests see the replica as the primary: replication is the platform's job, not Django's.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 REPLICA_MAX_LAG_SECONDS = env_float("REPLICA_MAX_LAG_SECONDS", 10.0)
+# Reads of these apps' models (reports) go to the replica, except for a browser that wrote in the
+# last DATABASE_PIN_SECONDS (common/db_routing.py).
+DATABASE_ROUTERS = ["common.db_routing.PrimaryReplicaRouter"]
+DATABASE_REPLICA_APPS = env_list("DATABASE_REPLICA_APPS", ["analytics"])
+DATABASE_PIN_SECONDS = env_float("DATABASE_PIN_SECONDS", 5.0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -189,6 +195,9 @@ CELERY_BROKER_URL = env_url(
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Unacknowledged messages return to the queue after this long; it must exceed the longest task.
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    # Look for such messages at every restore tick (10 s), not every tenth: a task whose worker
+    # died is back in its queue about visibility_timeout after it was taken, not 100 s later.
+    "unacked_restore_throttle": 1,
 }
 if CELERY_BROKER_URL.startswith("sentinel://"):
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
@@ -353,7 +362,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 RELAY_CREDENTIALS_KEY = env_str("RELAY_CREDENTIALS_KEY", "")
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 200, minimum=1)
 SEND_TASKS_PER_CAMPAIGN = env_int("SEND_TASKS_PER_CAMPAIGN", 4, minimum=1)
-SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 120, minimum=10)
+SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 60, minimum=10)
 SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 8, minimum=1)
 SEND_RETRY_BASE_SECONDS = env_float("SEND_RETRY_BASE_SECONDS", 60.0)
 RELAY_CIRCUIT_FAILURES = env_int("RELAY_CIRCUIT_FAILURES", 3, minimum=1)

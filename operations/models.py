@@ -295,3 +295,21 @@ class SyntheticCheck(models.Model):
     def __str__(self) -> str:
         outcome = "passed" if self.ok else f"failed at {self.failed_step}"
         return f"Synthetic check {self.started_at:%Y-%m-%d %H:%M:%S} {outcome}"
+
+
+class DrillProbe(TimeStampedModel):
+    """A probe task run by the failure drills (tests/drills/): each start counted, the first completion kept.
+
+    The worker drill kills the worker in the middle of a probe and checks that another worker
+    ran it again to completion; the Postgres drill checks that workers still complete probes
+    after a failover.
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    starts = models.PositiveIntegerField(default=0)
+    last_started_by = models.CharField(max_length=200, blank=True)
+    completed_by = models.CharField(max_length=200, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Drill probe {self.token} ({'completed by ' + self.completed_by if self.completed_at else 'running'})"

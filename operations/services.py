@@ -185,3 +185,27 @@ def _sample(restored: psycopg.Connection, live: psycopg.Connection, table: str, 
         if live_row != restored_row:
             differing.append(row_id)
     return len(restored_rows), differing
+
+
+def drill_probe_start(*, token: str, worker: str) -> None:
+    """Count a start of the probe `token` by `worker` (a redelivered probe is counted again)."""
+    from django.db.models import F
+
+    from operations.models import DrillProbe
+
+    DrillProbe.objects.get_or_create(token=token)
+    DrillProbe.objects.filter(token=token).update(
+        starts=F("starts") + 1, last_started_by=worker, updated_at=timezone.now()
+    )
+
+
+def drill_probe_complete(*, token: str, worker: str) -> bool:
+    """Record the probe's completion; only the first one counts, so a probe run twice is recorded once."""
+    from operations.models import DrillProbe
+
+    now = timezone.now()
+    return bool(
+        DrillProbe.objects.filter(token=token, completed_at__isnull=True).update(
+            completed_by=worker, completed_at=now, updated_at=now
+        )
+    )

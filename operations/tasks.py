@@ -40,3 +40,17 @@ def synthetic_check() -> bool:
     check = synthetic_check_run()
     synthetic_checks_prune()
     return check.ok
+
+
+# The failure drills' probe: it takes `seconds`, so a drill can kill its worker in the middle.
+# Acknowledged late (as every task is), so a killed worker's probe is handed to another worker.
+@shared_task(name="operations.drill_probe", queue="default", soft_time_limit=120, time_limit=130)
+def drill_probe(token: str, seconds: float) -> bool:
+    import time
+
+    from operations.services import drill_probe_complete, drill_probe_start
+
+    worker = drill_probe.request.hostname or "unknown"
+    drill_probe_start(token=token, worker=worker)
+    time.sleep(seconds)
+    return drill_probe_complete(token=token, worker=worker)

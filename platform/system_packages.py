@@ -24,6 +24,8 @@ PROGRAMS = {
     "chromium": (lambda: os.path.exists("/usr/bin/chromium"), "chromium"),
     "haproxy": (lambda: shutil.which("haproxy") is not None, "haproxy"),
     "etcd": (lambda: shutil.which("etcd") is not None, "etcd-server"),
+    # Debian's Patroni runs on Debian's python3 with its etcd client; it is not in the virtualenv.
+    "patroni": (lambda: shutil.which("patroni") is not None, "patroni"),
     "wrk": (lambda: shutil.which("wrk") is not None, "wrk"),
 }
 
