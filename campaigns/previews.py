@@ -67,15 +67,34 @@ def _preview_context(*, subscriber: Subscriber | None, campaign_name: str) -> di
     }
 
 
+ATTRIBUTE_KEYS_CACHE_SECONDS = 60
+
+
+def _attribute_keys(*, workspace_id: int, cached: bool) -> set[str]:
+    """The workspace's attribute names. The live preview reuses them for a minute: the query scans
+    every subscriber of the workspace, and the preview asks at every pause in typing."""
+    if not cached:
+        return selectors.workspace_attribute_keys(workspace_id=workspace_id)
+    key = f"campaigns:attribute-keys:{workspace_id}"
+    with contextlib.suppress(Exception):
+        keys = cache.get(key)
+        if keys is not None:
+            return set(keys)
+    keys = selectors.workspace_attribute_keys(workspace_id=workspace_id)
+    with contextlib.suppress(Exception):
+        cache.set(key, sorted(keys), timeout=ATTRIBUTE_KEYS_CACHE_SECONDS)
+    return keys
+
+
 def template_problems(
-    *, workspace_id: int, subject: str, preheader: str, html: str, text: str
+    *, workspace_id: int, subject: str, preheader: str, html: str, text: str, cached: bool = False
 ) -> list[TemplateProblem]:
     return find_template_problems(
         subject=subject,
         preheader=preheader,
         html=html,
         text=text,
-        attribute_keys=selectors.workspace_attribute_keys(workspace_id=workspace_id),
+        attribute_keys=_attribute_keys(workspace_id=workspace_id, cached=cached),
     )
 
 
@@ -88,9 +107,12 @@ def template_preview(
     text: str,
     subscriber_email: str = "",
     campaign_name: str = "Preview",
+    cached: bool = False,
 ) -> Preview:
     """Render content for one of the workspace's subscribers (or a sample one); PreviewError if it cannot."""
-    problems = template_problems(workspace_id=workspace_id, subject=subject, preheader=preheader, html=html, text=text)
+    problems = template_problems(
+        workspace_id=workspace_id, subject=subject, preheader=preheader, html=html, text=text, cached=cached
+    )
     if problems:
         raise problems[0]
     subscriber = None

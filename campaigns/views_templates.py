@@ -165,10 +165,12 @@ def template_preview(request):
             workspace_id=request.member.workspace_id,
             subscriber_email=data.get("subscriber", ""),
             campaign_name=data.get("name", "") or "Preview",
+            cached=True,
             **content,
         )
     except TemplateProblem as problem:
-        problems = previews.template_problems(workspace_id=request.member.workspace_id, **content) or [problem]
+        problems = previews.template_problems(workspace_id=request.member.workspace_id, cached=True, **content)
+        problems = problems or [problem]
         return JsonResponse({"ok": False, "errors": {p.field or "html": str(p) for p in reversed(problems)}})
     except previews.PreviewError as error:
         return JsonResponse({"ok": False, "errors": {error.field or "html": error.message}})

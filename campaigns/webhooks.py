@@ -1,6 +1,6 @@
 """Bounce and complaint webhooks: ESPs through django-anymail, and Herald's own signed JSON webhook.
 
-    POST /webhooks/esp/<provider>/tracking/   Mailgun, Postmark, SendGrid, SparkPost, Mailjet,
+    POST /webhooks/esp/<provider>/tracking/   Mailgun, Postmark, SparkPost, Mailjet,
                                               Brevo tracking events (anymail checks the
                                               ANYMAIL_WEBHOOK_SECRET basic auth and the
                                               provider's signature); refused until configured
@@ -18,12 +18,12 @@ import logging
 import re
 import time
 
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import tracking as anymail_tracking
 from anymail.webhooks.brevo import BrevoTrackingWebhookView
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.mailjet import MailjetTrackingWebhookView
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
-from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 from anymail.webhooks.sparkpost import SparkPostTrackingWebhookView
 from django.conf import settings
 from django.dispatch import receiver
@@ -37,13 +37,45 @@ from campaigns.lib.dsn import BounceReport
 
 logger = logging.getLogger(__name__)
 
+
+class _UnreadableEvent(Exception):
+    """The ESP's request could not be read (not JSON, not the provider's shape)."""
+
+
+def _guarded(view_class):
+    """The anymail view, with a body it cannot read answered 400 instead of a server error.
+
+    Errors while recording (the database away) still answer 500, so the ESP retries later.
+    """
+
+    class Guarded(view_class):
+        def validate_request(self, request):
+            try:
+                return super().validate_request(request)
+            except AnymailWebhookValidationFailure:
+                raise
+            except Exception as error:
+                raise _UnreadableEvent(str(error)) from error
+
+        def parse_events(self, request):
+            try:
+                return list(super().parse_events(request))
+            except Exception as error:
+                raise _UnreadableEvent(str(error)) from error
+
+    Guarded.__name__ = f"Guarded{view_class.__name__}"
+    return Guarded
+
+
 ESP_VIEWS = {
-    "brevo": BrevoTrackingWebhookView,
-    "mailgun": MailgunTrackingWebhookView,
-    "mailjet": MailjetTrackingWebhookView,
-    "postmark": PostmarkTrackingWebhookView,
-    "sendgrid": SendGridTrackingWebhookView,
-    "sparkpost": SparkPostTrackingWebhookView,
+    name: _guarded(view)
+    for name, view in {
+        "brevo": BrevoTrackingWebhookView,
+        "mailgun": MailgunTrackingWebhookView,
+        "mailjet": MailjetTrackingWebhookView,
+        "postmark": PostmarkTrackingWebhookView,
+        "sparkpost": SparkPostTrackingWebhookView,
+    }.items()
 }
 # Providers that sign their webhooks with a key of their own, needed on top of basic auth.
 ESP_SIGNING_SETTINGS = {"mailgun": "MAILGUN_WEBHOOK_SIGNING_KEY"}
@@ -74,7 +106,11 @@ def esp_tracking(request, provider: str):
     signing_setting = ESP_SIGNING_SETTINGS.get(provider)
     if signing_setting and not anymail.get(signing_setting):
         raise Http404("This webhook is not configured.")
-    return view.as_view()(request)
+    try:
+        return view.as_view()(request)
+    except _UnreadableEvent as error:
+        logger.info("unreadable ESP webhook", extra={"provider": provider, "error": str(error)[:200]})
+        return JsonResponse({"error": f"This is not a {provider} tracking event."}, status=400)
 
 
 _ESP_KINDS = {"bounced": ("bounce", True), "rejected": ("bounce", True), "deferred": ("bounce", False)}

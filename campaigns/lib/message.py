@@ -233,6 +233,8 @@ def _header(name: str, value: str) -> str:
 def _unstructured(name: str, value: str) -> str:
     """A free-text header (Subject), folded at 78 columns, encoded when not plain ASCII."""
     value = _clean(value)
+    if len(value) + len(name) <= 76 and value.isascii() and "=?" not in value:
+        return f"{name}: {value}"  # the usual short subject: nothing to fold or encode
     words = value.split(" ")
     if not value.isascii() or "=?" in value or any(len(word) > 900 for word in words):
         return f"{name}: {_encoded_words(value)}"

@@ -87,13 +87,19 @@ ALLOWED_TESTS = frozenset(
 
 MAX_TEMPLATE_CHARS = 1_000_000  # Gmail clips a message past ~102 KB; a megabyte is a mistake.
 MAX_SUBJECT_CHARS = 1_000
+# Real templates hold tens of tags, rarely hundreds; the cap keeps checking and compiling a
+# hostile one (the API accepts content too) to well under a second.
+MAX_TEMPLATE_TAGS = 2_000
+_TAG_START = re.compile(r"\{[{%#]")
 MAX_LOOP_NESTING = 2
 # Loop iterations one message may run across all its parts: enough for any real template (a list
 # of products), small enough that a loop over a huge attribute cannot stall a send worker.
 LOOP_BUDGET = 10_000
 MAX_REPEAT = 10_000  # longest string or list that `*` may build
+MAX_OUTPUT_CHARS = 2_000_000  # per part of one message; a real email is a hundred times smaller
 MAX_EXPONENT = 64
 
+_MISSING = object()
 _LOOP_FIELDS = frozenset(
     {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0", "previtem", "nextitem"}
 )
@@ -134,6 +140,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         if attribute.startswith("_"):
             raise SecurityError(f"access to {attribute!r} is not allowed")
+        if type(obj) is dict:  # the common case on the send path: subscriber.first_name
+            value = obj.get(attribute, _MISSING)
+            return self.undefined(obj=obj, name=attribute) if value is _MISSING else value
         if isinstance(obj, Mapping):
             return self.getitem(obj, attribute)
         if isinstance(obj, LoopContext) and attribute in _LOOP_FIELDS:
@@ -230,6 +239,8 @@ def check_template(
 def _parse(source: str, *, env: _Sandbox) -> nodes.Template:
     if len(source) > MAX_TEMPLATE_CHARS:
         raise TemplateProblem(f"The template is longer than {MAX_TEMPLATE_CHARS:,} characters.")
+    if len(_TAG_START.findall(source)) > MAX_TEMPLATE_TAGS:
+        raise TemplateProblem(f"The template has more than {MAX_TEMPLATE_TAGS:,} merge tags and blocks.")
     try:
         return env.parse(source)
     except TemplateSyntaxError as error:
@@ -261,12 +272,15 @@ def _check_source(source: str, *, env: _Sandbox, attribute_keys: frozenset[str] 
             if isinstance(key, str) and key.startswith("_"):
                 raise TemplateProblem(f"Names starting with an underscore ({key}) are not available.", line)
             _check_field(node, key, attribute_keys, line)
+        if isinstance(node, nodes.Keyword) and isinstance(node.value, nodes.Const):
+            value = node.value.value
+            if isinstance(value, str) and any(part.startswith("_") for part in value.split(".")):
+                raise TemplateProblem(f"Names starting with an underscore ({value}) are not available.", line)
         if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
             raise TemplateProblem(f"Unknown filter '{node.name}'.", line)
         if isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
             raise TemplateProblem(f"Unknown test '{node.name}'.", line)
-        if isinstance(node, nodes.For) and _loop_depth(ast, node) > MAX_LOOP_NESTING:
-            raise TemplateProblem(f"Loops can be nested at most {MAX_LOOP_NESTING} deep.", line)
+    _check_loop_nesting(ast)
     for name in sorted(find_undeclared_variables(ast) - TOP_LEVEL_NAMES):
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), None)
         raise TemplateProblem(f"Unknown field '{name}'. {_available_fields(attribute_keys)}", line)
@@ -294,18 +308,16 @@ def _available_fields(attribute_keys: frozenset[str] | None) -> str:
     return "Available: " + ", ".join(names) + "."
 
 
-def _loop_depth(ast: nodes.Template, target: nodes.For) -> int:
-    def depth(node: nodes.Node, level: int) -> int | None:
-        if node is target:
-            return level + 1
-        inner = level + 1 if isinstance(node, nodes.For) else level
-        for child in node.iter_child_nodes():
-            found = depth(child, inner)
-            if found:
-                return found
-        return None
-
-    return depth(ast, 0) or 1
+def _check_loop_nesting(ast: nodes.Template) -> None:
+    """One walk of the tree (templates may be large), refusing loops nested too deep."""
+    pending: list[tuple[nodes.Node, int]] = [(ast, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, nodes.For):
+            depth += 1
+            if depth > MAX_LOOP_NESTING:
+                raise TemplateProblem(f"Loops can be nested at most {MAX_LOOP_NESTING} deep.", node.lineno)
+        pending.extend((child, depth) for child in node.iter_child_nodes())
 
 
 # --- compiling -----------------------------------------------------------------------------------
@@ -355,12 +367,15 @@ class CompiledCampaign:
         values["herald_links"] = _Links(self.links, click_url)
         values["herald_budget"] = [LOOP_BUDGET]
         try:
-            subject = " ".join(self._subject.render(values).split())
-            preheader = " ".join(self._preheader.render(values).split())
+            subject = " ".join(_bounded(self._subject, values).split())
+            preheader = " ".join(_bounded(self._preheader, values).split())
             values["herald_preheader"] = preheader
             values["herald_open_pixel"] = open_pixel_url or ""
             return RenderedMessage(
-                subject=subject, preheader=preheader, html=self._html.render(values), text=self._text.render(values)
+                subject=subject,
+                preheader=preheader,
+                html=_bounded(self._html, values),
+                text=_bounded(self._text, values),
             )
         except TemplateProblem:
             raise
@@ -410,9 +425,39 @@ def compile_campaign(*, subject: str, preheader: str, html: str, text: str) -> C
     )
 
 
+def _bounded(template, values: dict) -> str:
+    """Render, refusing output past MAX_OUTPUT_CHARS (a loop around a large block could build gigabytes)."""
+    if isinstance(template, _Constant):
+        return template.text
+    parts, size = [], 0
+    for chunk in template.generate(values):
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise RenderError(f"The message would be longer than {MAX_OUTPUT_CHARS:,} characters.")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+class _Constant:
+    """A part without any Jinja (often the preheader or the subject): no template to run per message."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self, values: dict) -> str:
+        return self.text
+
+
 def _from_source(source: str, env: _Sandbox):
     """A Jinja template whose every `{% for %}` draws on the message's loop budget."""
+    if not any(marker in source for marker in ("{{", "{%", "{#")):
+        return _Constant(source)
     ast = env.parse(source)
+    if any(name.name == "self" for name in ast.find_all(nodes.Name)):
+        # `self` would hand the template a reference to itself; nothing legitimate needs it.
+        raise SecurityError("'self' is not available in email templates")
     for loop in ast.find_all(nodes.For):
         loop.iter = nodes.Filter(loop.iter, "herald_loop", [], [], None, None, lineno=loop.lineno)
     return env.from_string(ast)
@@ -554,7 +599,7 @@ def _compile_html(html: str, links: list[str]) -> str:
             # The inliner dropped a placeholder (a Jinja tag inside <style>): keep the HTML as written.
             inlined = placeholders.protected
     inlined = _number_links(inlined, placeholders, links)
-    if "unsubscribe_url" not in find_undeclared_variables(_HTML_ENV.parse(html)):
+    if not _mentions_unsubscribe(placeholders.constructs):
         inlined = _insert_before_body_end(inlined, _HTML_FOOTER)
     inlined = _insert_before_body_end(inlined, _OPEN_PIXEL)
     match = _BODY_OPEN.search(inlined)
@@ -606,8 +651,16 @@ def _text_from_html(html: str) -> str:
     return restored
 
 
+def _mentions_unsubscribe(constructs: list[str]) -> bool:
+    """Whether some tag of the template uses the unsubscribe link (then no footer is added)."""
+    return any(_UNSUBSCRIBE_NAME.search(construct) for construct in constructs if not construct.startswith("{#"))
+
+
+_UNSUBSCRIBE_NAME = re.compile(r"\bunsubscribe_url\b")
+
+
 def _ensure_text_unsubscribe(text: str) -> str:
-    if "unsubscribe_url" in find_undeclared_variables(_TEXT_ENV.parse(text)):
+    if _mentions_unsubscribe(_Placeholders(text).constructs):
         return text
     return text.rstrip("\n") + "\n\n--\nUnsubscribe: {{ unsubscribe_url }}\n"
 

@@ -242,3 +242,29 @@ def test_the_owners_are_emailed_when_a_campaign_pauses_itself(team, smtp_sink):
     assert mails[0].to == ["alice@acme.test"]  # the owner; not bob (editor) nor victor (viewer)
     assert campaign.name in mails[0].subject
     assert "51 of 1,000 messages hard-bounced" in mails[0].body
+
+
+def test_the_beat_task_reads_the_mailbox(team, tmp_path, settings):
+    from campaigns.bounce_tasks import read_bounce_mailbox
+
+    mailbox = Store(tmp_path / "bounces")
+    campaign = sent_campaign(workspace=team.a, count=3, prefix="beat")
+    mailbox.save("", ["bounces@sender.test"], dsn_for(delivery_of(campaign)))
+    settings.BOUNCE_MAILBOX_DIR = str(mailbox.directory)
+    result = read_bounce_mailbox()
+    assert (result["read"], result["recorded"], result["paused"]) == (1, 1, 0)
+    assert reload(campaign).bounced_count == 1
+
+
+def test_the_beat_task_pauses_a_campaign_whose_relays_bounced_too_much(team, settings):
+    from campaigns.bounce_tasks import read_bounce_mailbox
+
+    campaign = sent_campaign(workspace=team.a, count=1000, prefix="sync")
+    healthy = sent_campaign(workspace=team.a, count=1000, prefix="fine")
+    # Bounces the relay answered at send time: the pipeline counted them; nobody judged them yet.
+    Campaign.objects.filter(pk=campaign.pk).update(sent_count=940, bounced_count=60)
+    settings.BOUNCE_MAILBOX_DIR = ""
+    assert read_bounce_mailbox() == {"paused": 1}
+    assert reload(campaign).status == Campaign.Status.PAUSED
+    assert "60 of 1,000 messages hard-bounced" in reload(campaign).pause_reason
+    assert reload(healthy).status == Campaign.Status.SENDING

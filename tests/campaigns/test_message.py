@@ -237,3 +237,28 @@ def test_build_cost_per_message(capsys, dkim_key):
         figures[label] = (time.perf_counter() - started) / count * 1e6
     with capsys.disabled():
         print("\n[message] " + "; ".join(f"{label} {micro:.0f} µs" for label, micro in figures.items()) + f"; {size} B")
+
+
+@pytest.mark.slow
+def test_a_signed_message_still_verifies_after_crossing_smtp(tmp_path, dkim_key):
+    """Over the wire (dot-stuffing, line endings) to the real SMTP sink, the signature holds."""
+    import smtplib
+
+    from common.smtp_sink import SmtpSink
+
+    private_pem, public_value = dkim_key
+    signer = DkimSigner(domain="acme.test", selector="s1", private_key_pem=private_pem)
+    text = ".A line starting with a dot\n..two dots\n.\nend " + "x" * 300 + "\n"
+    raw = build(dkim=signer, rendered=rendered(subject="Über ☕", text=text, html=f"<p>{text}</p>"))
+    sink = SmtpSink(tmp_path / "sink").start()
+    try:
+        with smtplib.SMTP(sink.host, sink.port, timeout=10) as smtp:
+            smtp.sendmail("news@acme.test", ["ada@example.com"], raw)
+        [name] = sink.store.names()
+        stored = (sink.store.messages_dir / name).read_bytes()
+    finally:
+        sink.stop()
+    received = stored.split(b"\r\n", 2)[2]  # the sink's two envelope lines come first
+    assert received == raw
+    assert dkim.verify(received, dnsfunc=dns_for(public_value))
+    assert content(parse(received).get_body(("plain",))) == text

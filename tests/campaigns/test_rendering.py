@@ -125,6 +125,8 @@ def test_find_template_problems_reports_each_faulty_field():
         "{{ subscriber.name.upper() }}",
         "{{ subscriber.name | attr('__class__') }}",
         "{{ subscriber.name | safe }}",
+        "{{ subscriber.tags | sort(attribute='__class__') }}",
+        "{{ subscriber.tags | sum(attribute='x.__class__') }}",
         "{{ '{0.__class__}' | format(subscriber) }}",
         "{{ settings.SECRET_KEY }}",
         "{{ config }}",
@@ -160,9 +162,15 @@ def sandbox_render(source, ctx=None, **values):
     "source",
     [
         "{{ ''.__class__.__mro__ }}",
+        "{{ self }}",
+        "{{ self.__init__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ range(10**9) }}",
+        "{{ subscriber['__class__'] }}",
         "{{ subscriber.name.upper() }}",
         "{{ 'x' * 100000 }}",
         "{{ 2 ** 100000 }}",
+        "{{ subscriber.tags | sort(attribute='__class__') }}",
         "{% for a in subscriber.tags %}{% for b in subscriber.tags %}{% for c in subscriber.tags %}"
         "{% endfor %}{% endfor %}{% endfor %}",
     ],
@@ -175,7 +183,7 @@ def test_the_sandbox_refuses_escapes_and_bombs_at_render(source):
 
 def test_the_sandbox_has_no_globals_and_hides_private_keys():
     rendered = sandbox_render(
-        "[{{ cycler }}][{{ range }}][{{ self.x }}][{{ subscriber['_x'] if false }}][{{ subscriber.items }}]",
+        "[{{ cycler }}][{{ range }}][{{ lipsum }}][{{ subscriber['_x'] if false }}][{{ subscriber.items }}]",
         ctx=context(items="three"),
     )
     assert rendered == "[][][][][three]"  # `items` is the attribute, not dict.items
@@ -191,6 +199,16 @@ def test_loops_are_bounded_per_message():
     compiled.render(context=context(tags=list(range(50))))  # 2,500 iterations: fine
     with pytest.raises(RenderError):
         compiled.render(context=context(tags=list(range(int(LOOP_BUDGET**0.5) + 5))))
+
+
+def test_output_is_bounded_per_message():
+    block = "<p>" + "x" * 50_000 + "</p>"
+    compiled = compile_campaign(
+        subject="Hi", preheader="", html="{% for t in subscriber.tags %}" + block + "{% endfor %}", text="Hi"
+    )
+    compiled.render(context=context(tags=list(range(10))))  # 500 KB: large, allowed
+    with pytest.raises(RenderError, match="longer than"):
+        compiled.render(context=context(tags=list(range(100))))  # 5 MB: refused before it is built
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -353,3 +371,9 @@ def test_render_cost_per_message(capsys):
         print(
             f"\n[render] compile {compile_ms:.1f} ms once; render {per_message:.0f} µs per message ({len(html)} B HTML)"
         )
+
+
+def test_a_template_with_thousands_of_tags_is_refused_before_parsing():
+    # Parsing and compiling grow with the tags; the cap bounds what a hostile template costs.
+    error = problem("<p>{{ subscriber.name }}</p>" * 2001)
+    assert "more than 2,000 merge tags" in error.message

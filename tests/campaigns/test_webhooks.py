@@ -293,3 +293,20 @@ def test_an_unknown_provider_is_404(client, anymail_settings):
     assert (
         client.post("/webhooks/esp/nosuchesp/tracking/", data=b"{}", content_type="application/json").status_code == 404
     )
+
+
+@pytest.mark.parametrize("provider", ["postmark", "mailgun", "sparkpost", "mailjet", "brevo"])
+def test_a_malformed_esp_body_is_a_clear_400_not_a_500(client, campaign, anymail_settings, provider):
+    before = state(campaign)
+    response = client.post(
+        f"/webhooks/esp/{provider}/tracking/", data=b"{not json", content_type="application/json", **basic_auth()
+    )
+    assert response.status_code == 400
+    assert state(campaign) == before
+
+
+def test_a_postmark_body_of_the_wrong_shape_is_a_400(client, campaign, anymail_settings):
+    response = client.post(
+        "/webhooks/esp/postmark/tracking/", data=b"[1, 2]", content_type="application/json", **basic_auth()
+    )
+    assert response.status_code == 400
