@@ -8,8 +8,8 @@ figure a marketer waits for after the cache expires). It prints:
 
 BENCH report p50_ms=A p99_ms=B
 
-Alone: `.venv/bin/python bench/report_bench.py` (starts its own Postgres and Redis).
-In `make bench`: call `run_report_bench(directory=...)` once Django is set up and migrated.
+`make bench` runs it (bench/run.py); alone: `make bench BENCH=report`, or
+`.venv/bin/python bench/report_bench.py`, which starts its own Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -288,6 +288,6 @@ def run_report_bench(*, directory: Path) -> dict:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
-    from bench.tracking_bench import standalone
+    from bench.tracking_bench import main
 
-    sys.exit(standalone(run_report_bench))
+    sys.exit(main(run_report_bench, "report"))

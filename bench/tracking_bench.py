@@ -8,8 +8,8 @@ drained and the events stored are counted against the requests wrk made. It prin
 
 BENCH tracking rps=R p99_ms=L errors=E
 
-Alone: `.venv/bin/python bench/tracking_bench.py` (starts its own Postgres and Redis).
-In `make bench`: call `run_tracking_bench(directory=...)` once Django is set up and migrated.
+`make bench` runs it (bench/run.py); alone: `make bench BENCH=tracking`, or
+`.venv/bin/python bench/tracking_bench.py`, which starts its own Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -261,6 +261,22 @@ def standalone(run) -> int:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-if __name__ == "__main__":
+def main(run, name: str) -> int:
+    """Under bench/run.py (BENCH_DIR set: services up and migrated) or alone (services of its own)."""
+    if not os.environ.get("BENCH_DIR"):
+        return standalone(run)
     sys.path.insert(0, str(REPO))
-    sys.exit(standalone(run_tracking_bench))
+    directory = Path(os.environ["BENCH_DIR"]) / name
+    os.environ.setdefault("STATIC_ROOT", str(directory / "static"))
+    os.environ.setdefault("ANALYTICS_SPOOL_DIR", str(directory / "spool"))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("collectstatic", "--noinput", verbosity=0)
+    run(directory=directory / "work")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(run_tracking_bench, "tracking"))
