@@ -4,7 +4,9 @@ Two gunicorn nodes serve the test database; HAProxy (round robin, as in producti
 front of them when the `haproxy` program is installed, otherwise wrk splits its connections
 between the two nodes directly (the line says which). Requests are a mix of clicks (2/3) and
 opens (1/3) over 5,000 deliveries of a campaign with three links. After the run the stream is
-drained and the events stored are counted against the requests wrk made. It prints:
+drained and the events stored are counted against the requests wrk made. The nodes run the
+production gunicorn config; `GUNICORN_CMD_ARGS="--max-requests 0"` shows what its worker
+recycling (every ~5,000 requests) costs the tail. It prints:
 
 BENCH tracking rps=R p99_ms=L errors=E
 
@@ -75,8 +77,9 @@ def _start_node(port: int, log: Path) -> subprocess.Popen:
     env = dict(
         os.environ,
         PORT=str(port),
-        WEB_CONCURRENCY=os.environ.get("BENCH_WEB_CONCURRENCY", "1"),
-        GUNICORN_THREADS=os.environ.get("BENCH_GUNICORN_THREADS", "8"),
+        # The production defaults (2 processes of 4 threads per node) unless told otherwise.
+        WEB_CONCURRENCY=os.environ.get("BENCH_WEB_CONCURRENCY", "2"),
+        GUNICORN_THREADS=os.environ.get("BENCH_GUNICORN_THREADS", "4"),
         PYTHONUNBUFFERED="1",
     )
     with open(log, "wb") as out:
@@ -106,14 +109,14 @@ def _wait_http(url: str, process: subprocess.Popen, timeout: float = 30) -> None
 
 
 def _haproxy(directory: Path, port: int, backends: list[int]) -> subprocess.Popen | None:
-    if shutil.which("haproxy") is None:
+    if shutil.which("haproxy") is None or os.environ.get("BENCH_NO_HAPROXY") == "1":
         return None
     config = directory / "haproxy.cfg"
     servers = "\n".join(f"  server web{i} 127.0.0.1:{p} check inter 1s" for i, p in enumerate(backends, 1))
     config.write_text(
         "global\n  maxconn 4096\n"
         "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n"
-        "  option http-keep-alive\n  retries 2\n  option redispatch\n"
+        "  option http-keep-alive\n  http-reuse safe\n  timeout http-keep-alive 2s\n  retries 2\n  option redispatch\n"
         f"frontend tracking\n  bind 127.0.0.1:{port}\n  default_backend web\n"
         f"backend web\n  balance roundrobin\n  option httpchk\n"
         "  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1\n"
