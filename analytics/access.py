@@ -12,7 +12,6 @@ session gets nothing.
 from __future__ import annotations
 
 import hmac
-import time
 from dataclasses import dataclass
 from functools import wraps
 
@@ -68,12 +67,8 @@ def _snapshot_key(user_id, workspace_id) -> str:
     return f"analytics:member:{user_id}:{workspace_id or 'default'}"
 
 
-_remembered: dict[tuple, tuple[float, tuple]] = {}
-REMEMBER_EVERY_SECONDS = 60.0
-
-
 def remember_member(request) -> None:
-    """Cache the caller's membership snapshot (at most once a minute per process, unless it changed)."""
+    """Cache the caller's membership snapshot (every time: Redis may have restarted empty since)."""
     member, user = request.member, request.user
     data = {
         "pk": member.pk,
@@ -87,15 +82,7 @@ def remember_member(request) -> None:
         "hash": user.get_session_auth_hash(),
     }
     chosen = request.session.get(SESSION_WORKSPACE_KEY)
-    key = _snapshot_key(user.pk, chosen)
-    fingerprint = tuple(sorted(data.items()))
-    seen = _remembered.get(key)
-    if seen and seen[1] == fingerprint and time.monotonic() - seen[0] < REMEMBER_EVERY_SECONDS:
-        return
-    cache.set(key, data, SNAPSHOT_SECONDS)
-    if len(_remembered) > 10_000:
-        _remembered.clear()
-    _remembered[key] = (time.monotonic(), fingerprint)
+    cache.set(_snapshot_key(user.pk, chosen), data, SNAPSHOT_SECONDS)
 
 
 def member_from_snapshot(request) -> MemberSnapshot | None:
