@@ -26,7 +26,7 @@ test: $(INSTALLED)
 	$(PYTHON) platform/system_packages.py postgres redis chromium haproxy etcd patroni
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Throughput figures (bench/run.py runs every bench/*_bench.py on throwaway services).
+# Benchmarks against a throwaway Postgres and Redis; each section prints a `BENCH ...` line.
 bench: $(INSTALLED)
 	$(PYTHON) platform/system_packages.py postgres redis wrk haproxy
 	$(BIN)/python bench/run.py $(BENCH)

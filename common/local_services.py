@@ -47,32 +47,41 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def port_holder(port: int) -> str | None:
-    """`pid 123 (postgres -D ...)` for the process listening on TCP `port`, from /proc (Linux)."""
-    inodes = set()
+    """Who holds TCP `port` on this machine, read from /proc (Linux): `pid 123 (postgres -D ...)`.
+
+    A listener is named first; failing that, a connection using the port as its local end (an
+    outgoing connection's ephemeral port can sit inside a block of ports we want).
+    """
+    sockets: dict[str, str] = {}  # inode -> state
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as handle:
                 next(handle)
                 for line in handle:
                     fields = line.split()
-                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
-                        inodes.add(fields[9])
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] != "0":
+                        sockets[fields[9]] = "listening" if fields[3] == "0A" else "connected"
         except (FileNotFoundError, StopIteration):
             continue
-    if not inodes:
+    if not sockets:
         return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
+    found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            fds = os.listdir(f"/proc/{entry.name}/fd")
-            if any(os.readlink(f"/proc/{entry.name}/fd/{fd}") in wanted for fd in fds):
-                command = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-                return f"pid {entry.name} ({command[:120]})"
+            for fd in os.listdir(f"/proc/{entry.name}/fd"):
+                target = os.readlink(f"/proc/{entry.name}/fd/{fd}")
+                if target.startswith("socket:[") and target[8:-1] in sockets:
+                    command = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                    found[sockets[target[8:-1]]] = f"pid {entry.name} ({command[:120]})"
         except OSError:
             continue
-    return "a process this user cannot see"
+    if "listening" in found:
+        return found["listening"]
+    if "connected" in found:
+        return f"a connection of {found['connected']}"
+    return None
 
 
 def service_tempdir(prefix: str) -> Path:

@@ -263,6 +263,13 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+# Subscriber imports (subscribers/imports.py): the largest upload accepted, the processes that
+# validate rows (0: one per CPU core), and the sizes of the chunks read and the buckets written
+# between checkpoints.
+IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 200, minimum=1)
+IMPORT_WORKERS = env_int("IMPORT_WORKERS", 0, minimum=0)
+IMPORT_CHUNK_BYTES = env_int("IMPORT_CHUNK_BYTES", 1024 * 1024, minimum=1024)
+IMPORT_BUCKET_ROWS = env_int("IMPORT_BUCKET_ROWS", 100_000, minimum=100)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -304,6 +311,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=RESTORE_DRILL_INTERVAL_HOURS),
     },
     "operations.synthetic_check": {"task": "operations.synthetic_check", "schedule": timedelta(seconds=60)},
+    "subscribers.imports_sweep": {"task": "subscribers.imports_sweep", "schedule": timedelta(seconds=60)},
 }
 
 # Synthetic monitoring (operations/synthetic.py): a probe signs in through the public address.

@@ -10,6 +10,7 @@ from analytics import api as analytics_api
 from analytics import tracking_views
 from analytics import views as analytics_views
 from campaigns import api as campaigns_api
+from subscribers import api_imports as subscribers_api_imports
 
 # One API for the platform, assembled from each app's router; keys and throttling in accounts/api.py.
 api = NinjaAPI(
@@ -22,6 +23,7 @@ api = NinjaAPI(
 )
 api.add_router("/", accounts_api.router)
 api.add_router("/", campaigns_api.router)
+api.add_router("/imports", subscribers_api_imports.router)
 api.add_router("/", analytics_api.router)
 
 urlpatterns = [

@@ -11,7 +11,7 @@
 
 Configuration is written from the templates in platform/templates/ into the state directory
 (var/stack/ by default), and supervisord (from PyPI) runs the components. Ports are a block
-counted from --base-port (57000). Postgres, Patroni, etcd and Redis run as an unprivileged
+counted from --base-port (17000). Postgres, Patroni, etcd and Redis run as an unprivileged
 user when started as root. platform/README.md draws the topology.
 """
 
@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -42,7 +43,8 @@ sys.path.insert(0, str(REPO))
 
 from common.local_services import SERVICE_USER, port_holder, port_is_free, postgres_bindir  # noqa: E402
 
-DEFAULT_BASE_PORT = 57000
+# Below Linux's ephemeral range (32768-60999), so no outgoing connection can hold one of them.
+DEFAULT_BASE_PORT = 17000
 DEMO_LOGIN = ("demo@herald.test", "herald-demo-password")
 SENTINEL_MASTER = "herald"
 
@@ -176,8 +178,9 @@ class Stack:
             "WEB_CONCURRENCY": "2",
             "GUNICORN_THREADS": "4",
             "GUNICORN_GRACEFUL_TIMEOUT": "20",
-            # Long enough for HAProxy's one-second check to take a stopping node out first.
-            "DRAIN_SECONDS": "3",
+            # Long enough for HAProxy's checks (two failures, 1 s then 0.5 s apart, each allowed
+            # 2 s under load) to take a stopping node out before it stops accepting.
+            "DRAIN_SECONDS": "5",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -200,6 +203,7 @@ class Stack:
         self.var.chmod(0o755)
         self.logs.mkdir(exist_ok=True)
         keys = self.secrets()
+        self._check_service_user_reaches_state()
         bindir = postgres_bindir()
         if bindir is None:
             raise StackError("The PostgreSQL server is not installed (Debian: apt-get install postgresql).")
@@ -263,7 +267,8 @@ class Stack:
                 program.substitute(
                     name=name,
                     command=command.replace("%", "%%"),
-                    directory=REPO,
+                    # The service user may not be able to enter the repository; its state directory it can.
+                    directory=self.var / name if name in UNPRIVILEGED else REPO,
                     user=user,
                     autostart="false" if name in APP_COMPONENTS else "true",
                     stopsignal="TERM",
@@ -274,6 +279,17 @@ class Stack:
                 )
             )
         (self.var / "supervisord.conf").write_text("".join(sections))
+
+    def _check_service_user_reaches_state(self) -> None:
+        if os.geteuid() != 0:
+            return
+        entry = pwd.getpwnam(SERVICE_USER)
+        probe = subprocess.run(["test", "-x", str(self.var)], user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        if probe.returncode != 0:
+            raise StackError(
+                f"The unprivileged user {SERVICE_USER!r} (Postgres, etcd and Redis run as it) cannot enter "
+                f"{self.var}; put the state directory (--var-dir) where others may enter, such as /var/tmp."
+            )
 
     def _program(self, name: str) -> tuple[str, dict[str, str], int]:
         """The command line, extra environment and stop timeout of one component."""
@@ -367,7 +383,7 @@ class Stack:
         for name in PORT_OFFSETS:
             port = self.port(name)
             if not port_is_free(port):
-                holder = port_holder(port) or "another process (not visible to this user)"
+                holder = port_holder(port) or "a socket no process here owns (TIME_WAIT?)"
                 raise StackError(
                     f"Port {port} (for {name}) is already in use by {holder}; stop it or choose another --base-port."
                 )
@@ -608,15 +624,15 @@ class Stack:
             answer = _http_json(f"http://127.0.0.1:{self.port(name)}/readyz")
             return answer.get("status") == "ready", f"{answer.get('status')} port {self.port(name)}"
         if name.startswith("worker"):
-            # From its log (appended to across restarts): ready since it last started, and
-            # connected to the broker since it last lost it (as during a Redis failover).
-            text = self.log_tail(name, 2000, header=False)
-            banner = text.rfind(f"{name}@herald v")
-            if banner >= 0:
-                text = text[banner:]
-            ready = f"{name}@herald ready." in text or banner < 0
-            lost = max(text.rfind("Connection to broker lost"), text.rfind("Cannot connect to"))
-            healthy = ready and text.rfind("Connected to ") > lost
+            # From its log, appended to across restarts, so only lines since this process started:
+            # ready, and connected to the broker since it last lost it (as in a Redis failover).
+            lines = _log_lines_since(self.log_tail(name, 2000, header=False), process["start"] - 1)
+            ready = any(f"{name}@herald ready." in line for line in lines)
+            connected = [i for i, line in enumerate(lines) if "Connected to " in line]
+            lost = [
+                i for i, line in enumerate(lines) if "Connection to broker lost" in line or "Cannot connect" in line
+            ]
+            healthy = ready and bool(connected) and connected[-1] > max(lost, default=-1)
             return healthy, "consuming" if healthy else "starting or reconnecting to the broker"
         if name == "beat":
             return True, "scheduling"
@@ -818,6 +834,19 @@ def _wait(predicate, timeout: float, what: str, log: Path | None = None, process
     if log and log.exists():
         tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
     raise StackError(f"{what} did not become ready within {timeout:.0f}s.{tail}")
+
+
+_LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+: ")
+
+
+def _log_lines_since(text: str, since: float) -> list[str]:
+    """The timestamped lines of a Celery log (local time) written at or after `since` (epoch seconds)."""
+    lines = []
+    for line in text.splitlines():
+        match = _LOG_TIME.match(line)
+        if match and time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")) >= int(since):
+            lines.append(line)
+    return lines
 
 
 def _http_json(url: str) -> dict:

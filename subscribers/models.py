@@ -162,3 +162,109 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
+
+
+class Import(TimeStampedModel):
+    """A CSV file of addresses being brought into a workspace, with its mapping, progress and counts.
+
+    The file is processed in two resumable phases (subscribers/imports.py): rows are read,
+    validated and copied into a staging table chunk by chunk (`byte_offset` is the checkpoint),
+    then written into subscribers bucket by bucket (`buckets_done`). Each checkpoint is saved in
+    the transaction that did the work, so a worker that dies resumes without doubling anything.
+    Counts always add up: total = inserted + updated + unchanged + rejected + duplicates +
+    suppressed_skipped.
+    """
+
+    class Mode(models.TextChoices):
+        ADD = "add", "Add new subscribers"
+        UPSERT = "upsert", "Add new and update existing"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe these addresses"
+        BLOCKLIST = "blocklist", "Blocklist these addresses"
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Waiting for column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Phase(models.TextChoices):
+        STAGING = "staging", "Reading and validating rows"
+        WRITING = "writing", "Writing subscribers"
+        DONE = "done", "Done"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="imports")
+    mailing_list = models.ForeignKey(
+        MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="imports"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.ADD)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
+    phase = models.CharField(max_length=8, choices=Phase.choices, default=Phase.STAGING)
+    # An API client's Idempotency-Key: a retried upload returns the import it already started.
+    idempotency_key = models.CharField(max_length=255, blank=True)
+
+    # The stored file (UTF-8, whatever it was uploaded in) and what the upload learnt of it.
+    file = models.FileField(upload_to="imports/", max_length=300)
+    original_name = models.CharField(max_length=255)
+    size_bytes = models.BigIntegerField(default=0)
+    encoding = models.CharField(max_length=40, help_text="The encoding the file was uploaded in.")
+    delimiter = models.CharField(max_length=1, default=",")
+    lines_estimate = models.PositiveIntegerField(default=0, help_text="Line breaks in the file, before parsing.")
+    header_bytes = models.PositiveIntegerField(default=0, help_text="Length of the first row, where data starts.")
+    columns = models.JSONField(default=list, help_text="The first row's cells.")
+    preview = models.JSONField(default=list, help_text="The first rows after it.")
+    has_header = models.BooleanField(default=True)
+    # {"email": column, "name": column or null, "attributes": [[key, column], ...]}
+    mapping = models.JSONField(default=dict, blank=True)
+
+    # Progress checkpoints (see the class docstring).
+    attempt = models.PositiveIntegerField(default=0, help_text="Incremented by each worker that claims it.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    byte_offset = models.BigIntegerField(default=0)
+    chunks_staged = models.PositiveIntegerField(default=0)
+    records_read = models.PositiveIntegerField(default=0, help_text="Records read so far, blank lines included.")
+    bucket_count = models.PositiveIntegerField(default=0)
+    buckets_done = models.JSONField(default=list, blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    error_report_bytes = models.BigIntegerField(default=0)
+
+    total_rows = models.PositiveIntegerField(default=0)
+    inserted = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    suppressed_skipped = models.PositiveIntegerField(default=0)
+
+    error_report = models.FileField(upload_to="imports/", max_length=300, blank=True)
+    error_message = models.TextField(blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Seconds spent per phase, added up over attempts: {"staging": s, "writing": s}.
+    timings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="subscribers_import_idempotency_key",
+            ),
+        ]
+        indexes = [
+            # The sweeper: running imports whose worker stopped sending heartbeats.
+            models.Index(fields=["heartbeat_at"], condition=Q(status="running"), name="subscribers_import_running"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.original_name})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED}

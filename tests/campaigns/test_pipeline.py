@@ -300,3 +300,31 @@ def test_message_headers_cannot_be_injected_through_subscriber_names(fast_settin
     message = email.message_from_bytes(raw, policy=policy.default)
     assert message["Bcc"] is None
     assert message["X-Sink-Rcpt-To"] == "person1@example.org"
+
+
+def test_messages_from_a_verified_sending_domain_are_dkim_signed(fast_settings, sinks):
+    from campaigns.lib.message import generate_dkim_key
+    from campaigns.models import SendingDomain
+
+    primary, _ = sinks
+    workspace = WorkspaceFactory()
+    audience = make_audience(workspace=workspace, count=3)
+    relay_for(primary, workspace=workspace, name="Primary")
+    campaign = CampaignFactory(workspace=workspace)
+    private_pem, public = generate_dkim_key(bits=1024)
+    SendingDomain.objects.create(
+        workspace=workspace,
+        domain=campaign.sender.domain,
+        dkim_selector="herald1",
+        dkim_private_key=private_pem,
+        dkim_public_key=public,
+        verified_at=timezone.now(),
+    )
+    with running_worker(queues=("send",), concurrency=1, extra_env=FAST_WORKER_ENV):
+        start_campaign(campaign, audience)
+        wait_for(
+            lambda: campaign_status(campaign) == "sent", timeout=60, what="the campaign to finish", tick=tasks.sweep
+        )
+    signatures = [str(message["DKIM-Signature"]) for message in primary.messages()]
+    assert len(signatures) == 3
+    assert all(f"d={campaign.sender.domain}" in s and "s=herald1" in s for s in signatures)
