@@ -28,7 +28,7 @@ test: $(INSTALLED)
 
 # Throughput figures (bench/run.py runs every bench/*_bench.py on throwaway services).
 bench: $(INSTALLED)
-	$(PYTHON) platform/system_packages.py postgres redis
+	$(PYTHON) platform/system_packages.py postgres redis wrk haproxy
 	$(BIN)/python bench/run.py $(BENCH)
 
 # The failure drills alone, on one cluster, then their results as a table.

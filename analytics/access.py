@@ -68,6 +68,7 @@ def _snapshot_key(user_id, workspace_id) -> str:
 
 
 def remember_member(request) -> None:
+    """Cache the caller's membership snapshot (every time: Redis may have restarted empty since)."""
     member, user = request.member, request.user
     data = {
         "pk": member.pk,
@@ -81,7 +82,7 @@ def remember_member(request) -> None:
         "hash": user.get_session_auth_hash(),
     }
     chosen = request.session.get(SESSION_WORKSPACE_KEY)
-    cache.set_many({_snapshot_key(user.pk, chosen): data}, SNAPSHOT_SECONDS)
+    cache.set(_snapshot_key(user.pk, chosen), data, SNAPSHOT_SECONDS)
 
 
 def member_from_snapshot(request) -> MemberSnapshot | None:

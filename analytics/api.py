@@ -86,7 +86,7 @@ def campaign_statistics(request, campaign_id: int):
 
 @router.get("/analytics/events", response=EventPage, summary="Events of the workspace, oldest first")
 def events(request, filters: Query[EventFilters]):
-    queryset = Event.objects.filter(workspace_id=request.auth.workspace_id)
+    queryset = Event.objects.using(selectors.read_aliases()[0]).filter(workspace_id=request.auth.workspace_id)
     if filters.campaign_id is not None:
         from analytics.access import get_campaign_for_report
 
@@ -108,5 +108,7 @@ def events(request, filters: Query[EventFilters]):
 @router.get("/analytics/subscribers/{subscriber_id}/activity", response=EventPage, summary="What one subscriber did")
 def subscriber_activity(request, subscriber_id: int, cursor: str | None = None, limit: int = 100):
     subscriber = get_subscriber_for_member(request.auth, subscriber_id)
-    queryset = Event.objects.filter(workspace_id=request.auth.workspace_id, subscriber_id=subscriber.pk)
+    queryset = Event.objects.using(selectors.read_aliases()[0]).filter(
+        workspace_id=request.auth.workspace_id, subscriber_id=subscriber.pk
+    )
     return _page(queryset, cursor=cursor, limit=limit)

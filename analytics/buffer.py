@@ -148,12 +148,16 @@ def _ensure_flusher() -> None:
 
 
 def _flush_loop() -> None:
+    from django.db import connections
+
     while True:
         time.sleep(settings.ANALYTICS_SPOOL_RETRY_SECONDS)
         try:
             spool_flush()
         except (RedisError, DatabaseError, OSError):
             continue
+        finally:
+            connections.close_all()  # this thread's own connections: none is left open between tries
         if not any(spool_dir().glob("events-*.jsonl")):
             return
 

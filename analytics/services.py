@@ -132,9 +132,12 @@ def _flag_link_sweeps(rows: list[dict]) -> None:
         by_delivery[row["delivery_id"]].append(row)
     earliest = min(r["occurred_at"] for r in clicks) - timedelta(seconds=1)
     # Earlier clicks of the same messages already stored (a sweep split across two drains).
-    for delivery_id, position, occurred_at in Event.objects.filter(
-        delivery_id__in=list(by_delivery), type=T.CLICKED, occurred_at__gte=earliest
-    ).values_list("delivery_id", "link_position", "occurred_at"):
+    # The primary, explicitly: the router sends analytics reads to the standby, which may lag.
+    for delivery_id, position, occurred_at in (
+        Event.objects.using("default")
+        .filter(delivery_id__in=list(by_delivery), type=T.CLICKED, occurred_at__gte=earliest)
+        .values_list("delivery_id", "link_position", "occurred_at")
+    ):
         by_delivery[delivery_id].append({"link_position": position, "occurred_at": occurred_at, "stored": True})
     window = timedelta(seconds=1)
     for group in by_delivery.values():
@@ -432,7 +435,7 @@ def _advance(name: str, *, sql: str, limit: int, settle_seconds: float, build) -
     """
     with transaction.atomic():
         _lock()
-        cursor_row, _ = Cursor.objects.select_for_update().get_or_create(name=name)
+        cursor_row, _ = Cursor.objects.using("default").select_for_update().get_or_create(name=name)
         position = cursor_row.position or datetime(1970, 1, 1, tzinfo=UTC)
         until = timezone.now() - timedelta(seconds=settle_seconds)
         with connection.cursor() as cursor:

@@ -26,6 +26,7 @@ PROGRAMS = {
     "etcd": (lambda: shutil.which("etcd") is not None, "etcd-server"),
     # Debian's Patroni runs on Debian's python3 with its etcd client; it is not in the virtualenv.
     "patroni": (lambda: shutil.which("patroni") is not None, "patroni"),
+    "wrk": (lambda: shutil.which("wrk") is not None, "wrk"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import requests
@@ -105,3 +106,65 @@ def test_reports_show_cached_figures_and_clicks_redirect_while_postgres_is_down(
     report = get(herald, f"/analytics/campaigns/{campaign}/", session)
     assert 'data-figure="unique_clicks">3<' in report.text and 'data-figure="unique_opens">1<' in report.text
     assert 'data-testid="stale-notice"' not in report.text
+
+
+def test_drill_clicks_while_the_primary_is_killed_are_all_redirected_and_recorded(herald):
+    """DRILL tracking_during_db_failover on the single-node launcher: Postgres is killed (SIGKILL)
+    during a click load and started again; every click redirects and every one is stored once."""
+    import signal
+    import threading
+    import time
+
+    seeded = json.loads(
+        herald.manage("shell", "-c", SEED.replace("Outage report", "Drill").replace("outage{i}", "drill{i}"))
+        .strip()
+        .splitlines()[-1]
+    )
+    campaign, tokens = seeded["campaign"], seeded["tokens"]
+    assert get(herald, f"/t/c/{tokens[0]}/0").status_code == 302  # the node has the link table
+    herald.manage("shell", "-c", "from analytics.tasks import drain_stream; drain_stream()")
+    results, stop = [], threading.Event()
+
+    def load():
+        session = requests.Session()
+        index = 0
+        while not stop.is_set() and len(results) < 5000:
+            token = tokens[index % len(tokens)]
+            index += 1
+            try:
+                response = session.get(
+                    f"{herald.url}/t/c/{token}/0", timeout=10, allow_redirects=False, headers=BROWSER
+                )
+                results.append(
+                    response.status_code == 302 and response.headers["Location"] == "https://example.com/one"
+                )
+            except requests.RequestException:
+                results.append(False)
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    time.sleep(1.0)
+    os.killpg(herald.postgres.process.pid, signal.SIGKILL)  # the postmaster and every backend, at once
+    herald.postgres.process.wait(timeout=10)
+    time.sleep(3.0)
+    herald.postgres.start()
+    time.sleep(1.0)
+    stop.set()
+    thread.join(timeout=30)
+    clicks, redirected = len(results), sum(results)
+    herald.manage("shell", "-c", "from analytics.tasks import drain_stream; drain_stream()")
+    recorded = int(
+        herald.manage(
+            "shell",
+            "-c",
+            f"from analytics.models import Event; print(Event.objects.filter(campaign_id={campaign}, "
+            "type='clicked').count())",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    print(f"DRILL tracking_during_db_failover: clicks={clicks} redirected={redirected} events_recorded={recorded - 1}")
+    assert clicks > 50
+    assert redirected == clicks
+    assert recorded - 1 == clicks  # the warm-up click is the one extra

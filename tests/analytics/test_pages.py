@@ -174,3 +174,37 @@ def test_report_pages_need_sign_in(client, report):
     campaign, _ = report
     assert client.get(f"/analytics/campaigns/{campaign.pk}/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_subscriber_growth_is_counted_per_day_and_charted(alice_client, team):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics.models import WorkspaceDailyStat
+    from subscribers.models import Subscriber
+    from tests.factories import SubscriberFactory
+
+    now = timezone.now()
+    for days_ago, count in ((3, 4), (1, 2), (0, 1)):
+        for _ in range(count):
+            subscriber = SubscriberFactory(workspace=team.a)
+            Subscriber.objects.filter(pk=subscriber.pk).update(created_at=now - timedelta(days=days_ago))
+    leaver = SubscriberFactory(workspace=team.a)
+    Subscriber.objects.filter(pk=leaver.pk).update(
+        created_at=now - timedelta(days=3), status="unsubscribed", status_changed_at=now - timedelta(days=1)
+    )
+    SubscriberFactory(workspace=team.b)  # another workspace's growth stays its own
+    services.audience_stats_refresh()
+    stats = {
+        (now.date() - s.day).days: (s.subscribers, s.joined, s.left)
+        for s in WorkspaceDailyStat.objects.filter(workspace=team.a)
+    }
+    assert stats[4] == (0, 0, 0)
+    assert stats[3] == (5, 5, 0)
+    assert stats[2] == (5, 0, 0)
+    assert stats[1] == (6, 2, 1)
+    assert stats[0] == (7, 1, 0)
+    html = alice_client.get("/").content.decode()
+    assert 'data-testid="growth-chart"' in html and "Active subscribers" in html
+    assert re.search(r'data-testid="subscriber-count">7<', html)

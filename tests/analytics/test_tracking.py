@@ -237,3 +237,59 @@ def test_ledger_outcomes_become_events_and_totals_once(workspace, settings):
     totals = rollup(campaign)
     assert (totals.sent, totals.delivered, totals.bounced, totals.complained) == (3, 2, 1, 1)
     assert OutcomeRollup.objects.get(campaign=campaign, outcome="bounced").reason == "5.1.1 Mailbox does not exist"
+
+
+def wsgi_get(path: str, *, method: str = "GET", ua: str = "Mozilla/5.0 (X11; Linux) Firefox/130.0"):
+    """Call the production WSGI application (config.wsgi, with the tracking fast path) directly."""
+    import io
+
+    from django.core import signals
+    from django.db import close_old_connections
+
+    from config.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_USER_AGENT": ua,
+        "REMOTE_ADDR": "198.51.100.3",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+    }
+    answer = {}
+
+    def start_response(status, headers):
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(headers)
+
+    # As Django's test client does: the test's transaction must survive the request signals.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        body = b"".join(application(environ, start_response))
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+    return answer["status"], answer["headers"], body
+
+
+def test_the_wsgi_fast_path_answers_like_the_views(workspace):
+    campaign, (first, second, _) = sent_campaign(workspace=workspace)
+    status, headers, _ = wsgi_get(f"/t/c/{token_for(first)}/2")
+    assert (status, headers["Location"]) == (302, LINKS[2])
+    status, headers, body = wsgi_get(f"/t/o/{token_for(second)}.gif")
+    assert status == 200 and headers["Content-Type"] == "image/gif" and body.startswith(b"GIF89a")
+    assert headers["Cache-Control"] == "no-store, private"
+    status, _, body = wsgi_get(f"/t/o/{token_for(second)}.gif", method="HEAD")
+    assert status == 200 and body == b""
+    assert wsgi_get(f"/t/c/{token_for(first)[:-3]}/0")[0] == 404
+    assert wsgi_get(f"/t/c/{token_for(first)}/3")[0] == 404
+    assert wsgi_get(f"/t/c/{token_for(first)}/0/extra")[0] == 404  # not a tracking path: Django's 404
+    with CaptureQueriesContext(connection) as queries:
+        assert wsgi_get(f"/t/c/{token_for(second)}/0")[0] == 302
+    assert len(queries) == 0
+    drain()
+    assert rollup(campaign).clicks == 2 and rollup(campaign).opens == 2
