@@ -160,7 +160,7 @@ def probe_sending_ensure(workspace, user) -> tuple[int, int]:
     }
     relay = Relay.objects.filter(workspace=workspace, name=PROBE_RELAY_NAME).first()
     if relay is None:
-        relay_create(workspace=workspace, name=PROBE_RELAY_NAME, timeout_seconds=5.0, **wanted)
+        relay_create(workspace=workspace, name=PROBE_RELAY_NAME, **wanted)
     elif any(getattr(relay, field) != value for field, value in wanted.items()):
         relay_update(relay=relay, **wanted)
     return mailing_list.pk, sender.pk
