@@ -385,6 +385,7 @@ for _name in ("COMPLAINT", "BOUNCE"):
             f"and ALERT_{_name}_RATE_CRITICAL are percentages with 0 < warning <= critical < 100, "
             f"got {_warning} and {_critical}.",
         )
+del _name, _warning, _critical
 
 # Outgoing mail from the platform itself (confirmations, alerts, status updates). Campaigns
 # go through the workspace's SMTP relays instead. The default reaches the local SMTP sink
