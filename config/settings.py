@@ -338,6 +338,12 @@ SYNTHETIC_PROBE_EMAIL = env_str("SYNTHETIC_PROBE_EMAIL", "synthetic-probe@herald
 SYNTHETIC_PROBE_PASSWORD = env_str("SYNTHETIC_PROBE_PASSWORD", "")
 SYNTHETIC_TIMEOUT_SECONDS = env_float("SYNTHETIC_TIMEOUT_SECONDS", 10.0)
 SYNTHETIC_RETENTION_DAYS = env_int("SYNTHETIC_RETENTION_DAYS", 35, minimum=1)
+# The sending step: a one-recipient campaign through a relay at SYNTHETIC_SMTP_HOST:PORT, looked
+# for in the SMTP sink's store SYNTHETIC_SINK_DIR (the step is skipped while that is unset).
+SYNTHETIC_SMTP_HOST = env_str("SYNTHETIC_SMTP_HOST", "127.0.0.1")
+SYNTHETIC_SMTP_PORT = env_int("SYNTHETIC_SMTP_PORT", 58125, minimum=1)
+SYNTHETIC_SINK_DIR = env_str("SYNTHETIC_SINK_DIR", "")
+SYNTHETIC_SEND_TIMEOUT_SECONDS = env_float("SYNTHETIC_SEND_TIMEOUT_SECONDS", 30.0)
 
 # Service level objectives, in percent of good events (README: "Service level objectives").
 SLO_TARGETS = env_percentages(
@@ -365,6 +371,21 @@ ALERT_SLO_FAST_BURN = env_float("ALERT_SLO_FAST_BURN", 14.4)
 ALERT_SLO_SLOW_BURN = env_float("ALERT_SLO_SLOW_BURN", 3.0)
 ALERT_SLO_MIN_EVENTS = env_int("ALERT_SLO_MIN_EVENTS", 10, minimum=1)
 ALERT_SYNTHETIC_STALE_SECONDS = env_float("ALERT_SYNTHETIC_STALE_SECONDS", 300.0)
+# Per campaign now sending, in percent of its deliveries, once it has ALERT_CAMPAIGN_MIN_DELIVERIES.
+ALERT_COMPLAINT_RATE_WARNING = env_float("ALERT_COMPLAINT_RATE_WARNING", 0.2)
+ALERT_COMPLAINT_RATE_CRITICAL = env_float("ALERT_COMPLAINT_RATE_CRITICAL", 0.3)
+ALERT_BOUNCE_RATE_WARNING = env_float("ALERT_BOUNCE_RATE_WARNING", 3.0)
+ALERT_BOUNCE_RATE_CRITICAL = env_float("ALERT_BOUNCE_RATE_CRITICAL", 5.0)
+ALERT_CAMPAIGN_MIN_DELIVERIES = env_int("ALERT_CAMPAIGN_MIN_DELIVERIES", 1000, minimum=1)
+for _name in ("COMPLAINT", "BOUNCE"):
+    _warning, _critical = globals()[f"ALERT_{_name}_RATE_WARNING"], globals()[f"ALERT_{_name}_RATE_CRITICAL"]
+    if not 0 < _warning <= _critical < 100:
+        raise ConfigurationError(
+            f"ALERT_{_name}_RATE_WARNING",
+            f"and ALERT_{_name}_RATE_CRITICAL are percentages with 0 < warning <= critical < 100, "
+            f"got {_warning} and {_critical}.",
+        )
+del _name, _warning, _critical
 
 # Outgoing mail from the platform itself (confirmations, alerts, status updates). Campaigns
 # go through the workspace's SMTP relays instead. The default reaches the local SMTP sink

@@ -145,13 +145,91 @@ def _synthetic() -> list[Finding]:
     return []
 
 
+def _relay_circuits() -> list[Finding]:
+    """An open circuit warns; every relay a workspace (or the platform) has being open pages:
+    its campaigns cannot send at all. A group whose relays are all open gets the page alone."""
+    from operations.app_figures import relay_circuits
+
+    groups: dict[str, list] = {}
+    for relay in relay_circuits():
+        groups.setdefault(relay.workspace, []).append(relay)
+    findings = []
+    for workspace, relays in sorted(groups.items()):
+        broken = [relay for relay in relays if relay.state != "closed"]
+        owner = "the platform's default relays" if workspace == "platform" else f"workspace {workspace!r}'s relays"
+        if broken and len(broken) == len(relays):
+            findings.append(
+                Finding(
+                    f"relay_circuit:all:{workspace}",
+                    "critical",
+                    f"Every one of {owner} has an open circuit ({', '.join(r.name for r in broken)}): nothing sends",
+                    len(broken),
+                )
+            )
+            continue
+        for relay in broken:
+            findings.append(
+                Finding(
+                    f"relay_circuit:{relay.relay_id}",
+                    "warning",
+                    f"Relay {relay.name!r} ({owner}) has an open circuit after {relay.failures} failures",
+                    relay.failures,
+                )
+            )
+    return findings
+
+
+def _campaign_rate(kind: str) -> list[Finding]:
+    from operations.app_figures import sending_campaign_rates
+
+    warning = getattr(settings, f"ALERT_{kind.upper()}_RATE_WARNING")
+    critical = getattr(settings, f"ALERT_{kind.upper()}_RATE_CRITICAL")
+    findings = []
+    for campaign in sending_campaign_rates():
+        if campaign.deliveries < settings.ALERT_CAMPAIGN_MIN_DELIVERIES:
+            continue  # a handful of early reports would swing the rate wildly
+        percent = 100 * (campaign.complaint_rate if kind == "complaint" else campaign.bounce_rate)
+        if percent >= critical:
+            severity = "critical"
+        elif percent >= warning:
+            severity = "warning"
+        else:
+            continue
+        what = "complaint" if kind == "complaint" else "hard-bounce"
+        findings.append(
+            Finding(
+                f"{kind}_rate:{campaign.campaign_id}",
+                severity,
+                f"Campaign {campaign.name!r} (workspace {campaign.workspace!r}) has a {what} rate of "
+                f"{percent:.2f}% over {campaign.deliveries:,} deliveries",
+                percent,
+            )
+        )
+    return findings
+
+
 RULES: list[Rule] = [
     Rule("queue_depth", "Tasks pile up in a Celery queue.", "queue-depth.md", _queue_depth),
     Rule("workers_missing", "Tasks wait and no worker answers.", "workers-missing.md", _workers_missing),
     Rule("replication", "The standby lags or is gone.", "replication.md", _replication_lag),
     Rule("backups", "Backups or restore drills are overdue or failing.", "backups.md", _backups, lambda: 0),
     Rule("slo_burn", "An objective spends its error budget too fast.", "slo-burn.md", _slo_burn),
-    Rule("synthetic", "The synthetic probe cannot sign in and load the dashboard.", "synthetic.md", _synthetic),
+    Rule("synthetic", "The synthetic probe cannot sign in, load the dashboard or send.", "synthetic.md", _synthetic),
+    Rule("relay_circuit", "An SMTP relay's circuit breaker is open.", "relay-circuit.md", _relay_circuits),
+    Rule(
+        "complaint_rate",
+        "A sending campaign nears Gmail's 0.3% complaint limit.",
+        "complaint-rate.md",
+        lambda: _campaign_rate("complaint"),
+        lambda: 0,  # a campaign can burn a sender's reputation in minutes: no waiting
+    ),
+    Rule(
+        "bounce_rate",
+        "A sending campaign hard-bounces too often.",
+        "bounce-rate.md",
+        lambda: _campaign_rate("bounce"),
+        lambda: 0,
+    ),
 ]
 
 

@@ -3,21 +3,28 @@
 With PROMETHEUS_MULTIPROC_DIR set (as the Procfile processes should), every gunicorn and
 Celery child process writes its samples there and /metrics adds them up; without it, one
 process reports its own. Figures that live elsewhere (queue depths, replication lag, database
-connections) are read when /metrics is scraped.
+connections, and the apps' own figures in operations/app_figures.py: deliveries per relay,
+relay circuits, imports, buffered tracking events, queued unsubscribes, campaign bounce and
+complaint rates) are read when /metrics is scraped.
 """
 
 import logging
 import os
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 from operations.slo import sli_record
 
 logger = logging.getLogger(__name__)
+
+# herald_relay_deliveries_recent covers this many minutes (see operations/app_figures.py).
+DELIVERY_WINDOW_MINUTES = 15
 
 REQUEST_DURATION = Histogram(
     "herald_http_request_duration_seconds",
@@ -93,6 +100,8 @@ class LiveFiguresCollector:
         yield connections_gauge
         yield from self._backups()
         yield from self._objectives()
+        yield from self._sending()
+        yield from self._queued_elsewhere()
         if "replica" in settings.DATABASES:
             lag = GaugeMetricFamily("herald_replication_lag_seconds", "How far the standby is behind.")
             try:
@@ -102,9 +111,83 @@ class LiveFiguresCollector:
                 logger.warning("replication lag unavailable for /metrics: %s", exc)
             yield lag
 
-    def _objectives(self):
-        from django.utils import timezone
+    def _sending(self):
+        from operations import app_figures
 
+        deliveries = GaugeMetricFamily(
+            "herald_relay_deliveries_recent",
+            f"Send attempts settled in the last {DELIVERY_WINDOW_MINUTES} minutes, by relay and outcome "
+            "(sent = accepted by the relay; failed, bounced, deferred = refused).",
+            labels=["relay", "workspace", "outcome"],
+        )
+        circuit = GaugeMetricFamily(
+            "herald_relay_circuit_open",
+            "1 while an active relay's circuit breaker is open or half-open (not used, or only probed), else 0.",
+            labels=["relay", "workspace", "state"],
+        )
+        bounce = GaugeMetricFamily(
+            "herald_campaign_bounce_rate",
+            "Hard bounces of the deliveries, per sending campaign.",
+            labels=["campaign", "workspace"],
+        )
+        complaint = GaugeMetricFamily(
+            "herald_campaign_complaint_rate",
+            "Spam complaints of the deliveries, per sending campaign.",
+            labels=["campaign", "workspace"],
+        )
+        delivered = GaugeMetricFamily(
+            "herald_campaign_deliveries",
+            "Messages that left Herald (accepted or bounced), per sending campaign.",
+            labels=["campaign", "workspace"],
+        )
+        imports = GaugeMetricFamily("herald_imports", "Imports, by status.", labels=["status"])
+        import_rows = GaugeMetricFamily(
+            "herald_import_rows_processed", "Rows read by imports (blank lines included), by status.", labels=["status"]
+        )
+        try:
+            now = timezone.now()
+            names = app_figures.relay_names()
+            since = now - timedelta(minutes=DELIVERY_WINDOW_MINUTES)
+            totals: dict[tuple, int] = {}
+            for row in app_figures.delivery_outcomes(since=since, until=now):
+                name, workspace = names.get(row.relay_id, ("none", "none"))
+                key = (name, workspace, row.outcome)
+                totals[key] = totals.get(key, 0) + row.count
+            for labels, count in sorted(totals.items()):
+                deliveries.add_metric(list(labels), count)
+            for relay in app_figures.relay_circuits():
+                circuit.add_metric([relay.name, relay.workspace, relay.state], 0 if relay.state == "closed" else 1)
+            for rate in app_figures.sending_campaign_rates():
+                labels = [str(rate.campaign_id), rate.workspace]
+                bounce.add_metric(labels, rate.bounce_rate)
+                complaint.add_metric(labels, rate.complaint_rate)
+                delivered.add_metric(labels, rate.deliveries)
+            for status, (count, rows) in sorted(app_figures.import_rows_by_status().items()):
+                imports.add_metric([status], count)
+                import_rows.add_metric([status], rows)
+        except DatabaseError as exc:
+            logger.warning("sending and import figures unavailable for /metrics: %s", exc)
+            return
+        yield from (deliveries, circuit, bounce, complaint, delivered, imports, import_rows)
+
+    def _queued_elsewhere(self):
+        from operations import app_figures
+
+        tracking = GaugeMetricFamily(
+            "herald_tracking_events_buffered",
+            "Tracking events not yet in Postgres: in the Redis stream, or in this node's spool files.",
+            labels=["buffer"],
+        )
+        for where, count in app_figures.tracking_events_buffered().items():
+            tracking.add_metric([where], count)
+        yield tracking
+        unsubscribes = GaugeMetricFamily(
+            "herald_unsubscribes_queued", "Unsubscribes waiting (Redis list and this node's spool) for the database."
+        )
+        unsubscribes.add_metric([], app_figures.unsubscribes_queued())
+        yield unsubscribes
+
+    def _objectives(self):
         from operations.models import SyntheticCheck
         from operations.slo import burn_rates
 
@@ -127,8 +210,6 @@ class LiveFiguresCollector:
         yield from (burn, probe_ok, probe_age)
 
     def _backups(self):
-        from django.utils import timezone
-
         from operations.models import Backup, RestoreDrill
 
         backup_age = GaugeMetricFamily("herald_backup_age_seconds", "Age of the newest successful backup.")

@@ -252,12 +252,15 @@ class SliMinute(models.Model):
 
     `buffer` rows hold a minute's count flushed from Redis (rewritten whole, so a repeated
     flush changes nothing); `direct` rows count events written straight to Postgres while
-    Redis was away. An objective's figure over a window is the sum of both.
+    Redis was away; `ledger` rows are a minute counted whole from the apps' own tables (the
+    delivery ledger, finished imports) by the monitor, also rewritten whole. An objective's
+    figure over a window is the sum of all three.
     """
 
     class Source(models.TextChoices):
         BUFFER = "buffer", "Flushed from Redis"
         DIRECT = "direct", "Written directly"
+        LEDGER = "ledger", "Read from the apps' tables"
 
     objective = models.CharField(max_length=40)
     minute = models.DateTimeField()
@@ -277,6 +280,18 @@ class SliMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.objective} {self.minute:%Y-%m-%d %H:%M}: {self.good}/{self.total}"
+
+
+class SliCursor(models.Model):
+    """How far the monitor has read an app's table for an indicator: every minute before
+    `position` is counted. Minutes are rewritten whole, so a rerun never counts one twice."""
+
+    objective = models.CharField(max_length=40, unique=True)
+    position = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.objective} read up to {self.position:%Y-%m-%d %H:%M}"
 
 
 class SyntheticCheck(models.Model):

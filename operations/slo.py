@@ -2,6 +2,9 @@
 
 Events are counted per minute in Redis (one round trip on the request path) and flushed into
 Postgres by the monitor process; while Redis is away they are counted in Postgres directly.
+Where a figure is already in an app's own tables (send attempts in the delivery ledger,
+finished imports), the monitor reads it there instead (`sli_collect`), minute by minute behind
+a cursor; the apps record nothing for operations.
 """
 
 import logging
@@ -9,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from operations.models import SliMinute
+from operations.models import SliCursor, SliMinute
 
 logger = logging.getLogger(__name__)
 
@@ -150,3 +153,83 @@ def burn_rates(windows: dict[str, timedelta] | None = None) -> dict[tuple[str, s
             if figure.total:
                 rates[(key, label)] = (figure.burn_rate, figure.total)
     return rates
+
+
+# --- Indicators read from the apps' tables ------------------------------------------------------
+
+# How far back a first collection reaches, and how much one round reads at most (a monitor that
+# was down for days catches up over a few rounds instead of one long query).
+FIRST_COLLECTION = timedelta(hours=1)
+MAX_COLLECTION = timedelta(hours=6)
+
+
+def _collection_lag() -> timedelta:
+    """A minute is read once nothing can still land in it: a worker stamps sent_at before its
+    batch is settled, at most a lease later; an import stamps finished_at as it commits."""
+    return timedelta(seconds=settings.SEND_LEASE_SECONDS + 60)
+
+
+def _send_success_minutes(since: datetime, until: datetime) -> dict[datetime, tuple[int, int]]:
+    from operations.app_figures import delivery_outcomes
+
+    minutes: dict[datetime, list[int]] = {}
+    for row in delivery_outcomes(since=since, until=until):
+        counts = minutes.setdefault(row.minute, [0, 0])
+        counts[0] += row.count if row.accepted else 0
+        counts[1] += row.count
+    return {minute: (good, total) for minute, (good, total) in minutes.items()}
+
+
+def import_allowed_seconds(rows: int) -> float:
+    """SLO_IMPORT_SECONDS_PER_100K_ROWS per 100,000 rows, and never less than that for a small file."""
+    return settings.SLO_IMPORT_SECONDS_PER_100K_ROWS * max(1.0, rows / 100_000)
+
+
+def _import_latency_minutes(since: datetime, until: datetime) -> dict[datetime, tuple[int, int]]:
+    from operations.app_figures import imports_finished
+
+    minutes: dict[datetime, list[int]] = {}
+    for finished_at, created_at, queued_at, status, total_rows, records_read in imports_finished(
+        since=since, until=until
+    ):
+        # Timed from the moment the file was handed over with its mapping (queued), not from
+        # the upload: the time a person spends choosing columns is not Herald's latency.
+        started = queued_at or created_at
+        rows = max(total_rows, records_read)
+        good = status == "completed" and (finished_at - started).total_seconds() <= import_allowed_seconds(rows)
+        counts = minutes.setdefault(_minute(finished_at), [0, 0])
+        counts[0] += int(good)
+        counts[1] += 1
+    return {minute: (good, total) for minute, (good, total) in minutes.items()}
+
+
+COLLECTED = {"send_success": _send_success_minutes, "import_latency": _import_latency_minutes}
+
+
+def sli_collect(*, now: datetime | None = None) -> dict[str, int]:
+    """Count every whole minute since each cursor from the apps' tables; returns minutes read per objective.
+
+    Each minute's `ledger` row is rewritten whole in the transaction that moves the cursor, so a
+    rerun (or a monitor killed half-way) never counts an event twice.
+    """
+    until = _minute((now or timezone.now()) - _collection_lag())
+    read = {}
+    for objective, count_minutes in COLLECTED.items():
+        with transaction.atomic():
+            cursor = SliCursor.objects.select_for_update().filter(objective=objective).first()
+            since = cursor.position if cursor else until - FIRST_COLLECTION
+            end = min(until, since + MAX_COLLECTION)
+            if end <= since:
+                read[objective] = 0
+                continue
+            counted = count_minutes(since, end)
+            SliMinute.objects.filter(
+                objective=objective, source=SliMinute.Source.LEDGER, minute__gte=since, minute__lt=end
+            ).delete()
+            SliMinute.objects.bulk_create(
+                SliMinute(objective=objective, minute=minute, source=SliMinute.Source.LEDGER, good=good, total=total)
+                for minute, (good, total) in counted.items()
+            )
+            SliCursor.objects.update_or_create(objective=objective, defaults={"position": end})
+            read[objective] = int((end - since).total_seconds() // 60)
+    return read

@@ -21,6 +21,11 @@ EXPOSED = {
     "herald_slo_burn_rate",
     "herald_synthetic_check_ok",
     "herald_synthetic_check_age_seconds",
+    "herald_relay_circuit_open",
+    "herald_relay_deliveries_recent",
+    "herald_campaign_complaint_rate",
+    "herald_campaign_bounce_rate",
+    "herald_campaign_deliveries",
     REQUESTS._name + "_total",
     CACHE_ERRORS._name + "_total",
 }
@@ -67,3 +72,11 @@ def test_promtool_accepts_the_rules():
     result = subprocess.run([promtool(), "check", "rules", str(RULES_FILE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules())} rules found" in result.stdout
+
+
+def test_every_rule_the_monitor_evaluates_has_a_prometheus_twin_with_the_same_runbook():
+    from operations.alert_rules import RULES
+
+    shipped = {rule["annotations"]["runbook_url"] for rule in rules()}
+    for rule in RULES:
+        assert f"platform/runbooks/{rule.runbook}" in shipped, rule.key

@@ -10,7 +10,7 @@ from operations.models import SliMinute, SyntheticCheck
 from operations.slo import sli_flush
 from operations.synthetic import PROBE_WORKSPACE_SLUG, synthetic_check_run
 from tests.factories import UserFactory
-from tests.workers import running_web
+from tests.workers import running_web, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -67,3 +67,34 @@ def test_the_probe_works_in_its_own_workspace_only(team):
 def test_the_slo_page_says_when_no_check_has_run(admin_client):
     page = admin_client.get(reverse("operations:slos")).content.decode()
     assert "No synthetic check has run yet" in page
+
+
+def test_the_probe_sends_itself_a_campaign_through_a_worker_and_finds_it_in_the_sink(settings, smtp_sink):
+    from campaigns.models import Campaign, Relay
+
+    settings.SYNTHETIC_SINK_DIR = str(smtp_sink.directory)
+    settings.SYNTHETIC_SMTP_HOST, settings.SYNTHETIC_SMTP_PORT = settings.EMAIL_HOST, settings.EMAIL_PORT
+    settings.SYNTHETIC_SEND_TIMEOUT_SECONDS = 20
+    with running_web() as node:
+        with running_worker(queues=("send",)):
+            sent = synthetic_check_run(base_url=node.url)
+            again = synthetic_check_run(base_url=node.url)  # the probe's setup is reused, not duplicated
+        settings.SYNTHETIC_SEND_TIMEOUT_SECONDS = 3
+        unsent = synthetic_check_run(base_url=node.url)  # no send worker any more
+
+    assert sent.ok and again.ok, sent.steps
+    assert [step["name"] for step in sent.steps] == ["sign_in", "dashboard", "send_campaign", "delivered"]
+    delivered = sent.steps[-1]
+    assert delivered["detail"] == "message received by the SMTP sink" and delivered["ms"] > 0
+    timings = ", ".join(f"{step['name']} {step['ms']} ms" for step in sent.steps)
+    print(f"synthetic send: {timings}")
+
+    assert not unsent.ok and unsent.failed_step == "delivered"
+    assert "did not arrive within 3 s" in unsent.error
+    probe_campaigns = Campaign.objects.filter(workspace__slug=PROBE_WORKSPACE_SLUG)
+    assert list(probe_campaigns.values_list("status", flat=True).order_by("pk")) == ["sent", "sent", "cancelled"]
+    (relay,) = Relay.objects.filter(workspace__slug=PROBE_WORKSPACE_SLUG)
+    assert (relay.host, relay.port) == (settings.EMAIL_HOST, settings.EMAIL_PORT)
+    # The probe removes its own message once seen: the sink keeps only other mail.
+    assert not [m for m in smtp_sink.messages() if "synthetic check" in str(m["Subject"])]
+    assert availability_counts() == (2, 3)

@@ -1,4 +1,5 @@
-"""`manage.py monitor`: flush SLO counts, evaluate alert rules and deliver notifications, in a loop.
+"""`manage.py monitor`: flush SLO counts, read the indicators kept in the apps' tables, evaluate
+alert rules and deliver notifications, in a loop.
 
 Run one per node (Procfile `monitor`); an advisory lock lets only one evaluate at a time. Each
 step's failure is logged and retried next round: the monitor must outlive what it watches.
@@ -13,7 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connections
 
 from operations.alerting import alerts_evaluate, notifications_deliver
-from operations.slo import sli_flush
+from operations.slo import sli_collect, sli_flush
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         while not stopping.is_set():
-            for step in (sli_flush, alerts_evaluate, notifications_deliver):
+            for step in (sli_flush, sli_collect, alerts_evaluate, notifications_deliver):
                 try:
                     step()
                 except DatabaseError:
