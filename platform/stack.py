@@ -400,15 +400,16 @@ class Stack:
         self.write_configuration()
         started = time.monotonic()
         log("Starting etcd, Postgres (Patroni), Redis, Sentinels, HAProxy and the SMTP sink ...")
-        supervisord = subprocess.Popen(
-            [str(Path(sys.executable).parent / "supervisord"), "-c", str(self.var / "supervisord.conf")],
-            cwd=REPO,
-            env={**os.environ, **self.app_environment()},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.logs / "supervisord.stderr", "ab"),  # noqa: SIM115 - handed to the child
-            start_new_session=True,
-        )
+        with open(self.logs / "supervisord.stderr", "ab") as errors:
+            supervisord = subprocess.Popen(
+                [str(Path(sys.executable).parent / "supervisord"), "-c", str(self.var / "supervisord.conf")],
+                cwd=REPO,
+                env={**os.environ, **self.app_environment()},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
         try:
             _wait(
                 lambda: supervisord.poll() is None and self.supervisord_pid() is not None,
@@ -982,6 +983,8 @@ def _up(stack: Stack, *, detach: bool, seed: bool) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop_on_signal)
+    # Also when started in the background by a shell, which would have it ignored.
+    signal.signal(signal.SIGINT, stop_on_signal)
     try:
         supervisord = stack.up(seed=seed, log=lambda message: print(message, flush=True))
     except KeyboardInterrupt:
