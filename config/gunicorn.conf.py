@@ -16,8 +16,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
-max_requests = 5000
-max_requests_jitter = 500
+# Workers are recycled now and then so a slow leak cannot grow without bound, but rarely: at the
+# tracking endpoints' thousands of requests a second, every few thousand would restart a worker
+# every few seconds and put each restart in the latency tail.
+max_requests = 100000
+max_requests_jitter = 10000
 accesslog = "-"
 errorlog = "-"
 proc_name = os.environ.get("NODE_NAME") or "herald-web"

@@ -93,6 +93,8 @@ def test_up_names_the_port_that_is_taken_and_who_holds_it():
     directory = service_tempdir("herald-run-")
     base = free_base_port()
     with socket.socket() as holder:
+        # An earlier cluster of this session may have left connections to the port in TIME_WAIT.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", base + stack_module.PORT_OFFSETS["pg1"]))
         holder.listen()
         result = subprocess.run(
