@@ -5,8 +5,8 @@ front of them when the `haproxy` program is installed, otherwise wrk splits its 
 between the two nodes directly (the line says which). Requests are a mix of clicks (2/3) and
 opens (1/3) over 5,000 deliveries of a campaign with three links. After the run the stream is
 drained and the events stored are counted against the requests wrk made. The nodes run the
-production gunicorn config; `GUNICORN_CMD_ARGS="--max-requests 0"` shows what its worker
-recycling (every ~5,000 requests) costs the tail. It prints:
+production gunicorn config (config/gunicorn.conf.py, which recycles a worker every ~100,000
+requests). It prints:
 
 BENCH tracking rps=R p99_ms=L errors=E
 

@@ -165,10 +165,10 @@ class Stack:
             "REDIS_SENTINELS": sentinels,
             "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
             "REDIS_URL": f"redis://127.0.0.1:{self.port('redis1')}/0",
-            # A task whose worker died is handed to another worker after this long, and a batch of
-            # campaign sends whose worker died returns to the ledger after its lease: short on one
-            # machine, so a lost worker costs seconds (every task here claims its work idempotently).
-            "CELERY_VISIBILITY_TIMEOUT": "30",
+            # A task whose worker died is handed to another worker after this long (the shortest
+            # the settings allow), and a batch of campaign sends whose worker died returns to the
+            # ledger after its lease: short on one machine, so a lost worker costs seconds.
+            "CELERY_VISIBILITY_TIMEOUT": "60",
             "SEND_LEASE_SECONDS": "20",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(self.port("smtp")),
