@@ -195,7 +195,15 @@ def test_the_sweeper_hands_back_the_rows_of_a_killed_worker(fast_settings, sinks
     campaign = CampaignFactory(workspace=workspace)
     with running_worker(queues=("send",), concurrency=1, extra_env=FAST_WORKER_ENV) as doomed:
         start_campaign(campaign, audience)
-        wait_for(lambda: primary.count() >= 60, timeout=30, what="sending to start")
+        # Killed while it holds a batch: between batches (waiting for the rate limit) it holds none.
+        wait_for(
+            lambda: (
+                primary.count() >= 60
+                and Delivery.objects.filter(campaign=campaign, status=Delivery.Status.SENDING).exists()
+            ),
+            timeout=30,
+            what="sending to start",
+        )
         doomed.kill(signal.SIGKILL)
     leased = Delivery.objects.filter(campaign=campaign, status=Delivery.Status.SENDING).count()
     assert leased > 0, "the killed worker held a batch"
