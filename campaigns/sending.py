@@ -327,8 +327,10 @@ PLANS = _PlanCache()
 POOL = RelayPool()
 
 
-def build_campaign_message(*, plan: CampaignPlan, delivery: Claimed) -> tuple[str, bytes]:
-    """(Message-ID, bytes) of one recipient's message: personalised, tracked, with every header."""
+def render_for_delivery(
+    *, plan: CampaignPlan, delivery: Claimed, open_pixel: bool = True
+) -> tuple[str, str, rendering.RenderedMessage]:
+    """(delivery token, unsubscribe URL, rendered message) of one recipient, personalised and tracked."""
     site = settings.SITE_URL
     token = tracking.make_delivery_token(
         workspace_id=plan.workspace_id, campaign_id=plan.campaign_id, delivery_id=delivery.id
@@ -353,8 +355,13 @@ def build_campaign_message(*, plan: CampaignPlan, delivery: Claimed) -> tuple[st
         if plan.track_clicks
         else None
     )
-    pixel = tracking.open_pixel_url(site_url=site, token=token) if plan.track_opens else None
-    rendered = plan.compiled.render(context=context, click_url=click, open_pixel_url=pixel)
+    pixel = tracking.open_pixel_url(site_url=site, token=token) if plan.track_opens and open_pixel else None
+    return token, unsubscribe_url, plan.compiled.render(context=context, click_url=click, open_pixel_url=pixel)
+
+
+def build_campaign_message(*, plan: CampaignPlan, delivery: Claimed) -> tuple[str, bytes]:
+    """(Message-ID, bytes) of one recipient's message: personalised, tracked, with every header."""
+    token, unsubscribe_url, rendered = render_for_delivery(plan=plan, delivery=delivery)
     message_id = message_lib.make_message_id(delivery_id=delivery.id, campaign_id=plan.campaign_id, domain=plan.domain)
     payload = message_lib.build_message(
         from_email=plan.from_email,
@@ -370,6 +377,31 @@ def build_campaign_message(*, plan: CampaignPlan, delivery: Claimed) -> tuple[st
         dkim=plan.dkim,
     )
     return message_id, payload
+
+
+def delivery_web_copy(*, token: str) -> rendering.RenderedMessage | None:
+    """The message a delivery token names, rendered again for a browser ("view in browser" links).
+
+    None for a token Herald did not sign or a delivery that no longer exists. Links stay tracked;
+    no open pixel, since reading the web copy is not opening the email.
+    """
+    try:
+        ref = tracking.read_delivery_token(token)
+    except tracking.InvalidToken:
+        return None
+    row = (
+        Delivery.objects.filter(pk=ref.delivery_id, campaign_id=ref.campaign_id, workspace_id=ref.workspace_id)
+        .values("id", "subscriber_id", "email", "attempts")
+        .first()
+    )
+    if row is None:
+        return None
+    delivery = Claimed(**row)
+    if delivery.subscriber_id:
+        person = Subscriber.objects.filter(pk=delivery.subscriber_id).values("name", "attributes").first() or {}
+        delivery.name, delivery.attributes = person.get("name", ""), person.get("attributes") or {}
+    _, _, rendered = render_for_delivery(plan=PLANS.get(ref.campaign_id), delivery=delivery, open_pixel=False)
+    return rendered
 
 
 @dataclass

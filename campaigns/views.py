@@ -3,13 +3,13 @@ lifecycle actions behind a confirmation, and the workspace's SMTP relays."""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from accounts.access import require_manage, require_write
 from accounts.decorators import member_required
-from campaigns import selectors, services
+from campaigns import selectors, sending, services
 from campaigns.access import get_campaign_for_member, get_relay_for_member
 from campaigns.forms import CampaignForm, RelayForm, ScheduleForm
 from campaigns.models import Campaign
@@ -246,3 +246,23 @@ def relay_delete(request, relay_id):
     services.relay_delete(relay=relay)
     messages.success(request, f"Relay “{relay.name}” deleted.")
     return redirect("campaigns:relays")
+
+
+# Marketers' HTML runs in a sandbox of its own: no scripts, no forms, no access to this site's origin.
+WEB_COPY_POLICY = (
+    "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+    "img-src * data:; style-src 'unsafe-inline' *; font-src * data:"
+)
+
+
+@require_safe
+def message_web_copy(request, token):
+    """The "view in browser" page of a campaign message: public, reached by its signed delivery token."""
+    rendered = sending.delivery_web_copy(token=token)
+    if rendered is None:
+        raise Http404("This message is not available.")
+    response = HttpResponse(rendered.html, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = WEB_COPY_POLICY
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex"
+    return response

@@ -10,6 +10,7 @@ from analytics import api as analytics_api
 from analytics import tracking_views
 from analytics import views as analytics_views
 from campaigns import api as campaigns_api
+from campaigns import views as campaign_views
 from subscribers import api_imports as subscribers_api_imports
 from subscribers.api import router as subscribers_router
 
@@ -33,6 +34,7 @@ urlpatterns = [
     path("", analytics_views.dashboard, name="dashboard"),
     path("t/o/<str:token>.gif", tracking_views.open_pixel, name="track_open"),
     path("t/c/<str:token>/<int:position>", tracking_views.click_redirect, name="track_click"),
+    path("t/v/<str:token>", campaign_views.message_web_copy, name="message_web_copy"),
     path("accounts/", include("accounts.urls")),
     path("subscribers/", include("subscribers.urls")),
     path("campaigns/", include("campaigns.urls")),
