@@ -55,3 +55,9 @@ def test_charlie_cannot_revoke_workspace_a_keys(charlie_client, team):
     assert "k" not in [k.name for k in charlie_client.get("/accounts/settings/").context["api_keys"]]
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+def test_the_settings_page_shows_the_keys_section_once_and_a_plain_title(alice_client, team):
+    page = alice_client.get("/accounts/settings/").content.decode()
+    assert "<title>Settings · Herald</title>" in page
+    assert page.count('id="api-keys"') == 1
