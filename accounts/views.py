@@ -1,4 +1,4 @@
-"""Dashboard home, workspace switching and the workspace's settings pages (members, API keys)."""
+"""Workspace switching and the workspace's settings pages (members, API keys)."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -11,11 +11,6 @@ from accounts.forms import ApiKeyForm, MemberRoleForm, WorkspaceSettingsForm
 from accounts.middleware import SESSION_WORKSPACE_KEY
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, member_remove, member_set_role, workspace_rename
-
-
-@member_required
-def dashboard(request):
-    return render(request, "dashboard/home.html")
 
 
 @require_POST
