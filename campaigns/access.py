@@ -5,7 +5,7 @@ read-only API key); relays take an owner or admin to change (see accounts/access
 """
 
 from accounts.access import get_for_member, require_manage
-from campaigns.models import Campaign, Delivery, Relay, Sender, SendingDomain, Template
+from campaigns.models import Campaign, Delivery, Relay, Sender, SendingDomain, Template, TransactionalMessage
 
 
 def get_campaign_for_member(member, campaign_id: object, *, write: bool = False) -> Campaign:
@@ -27,6 +27,10 @@ def get_sending_domain_for_member(member, domain_id: object, *, write: bool = Fa
 
 def get_delivery_for_member(member, delivery_id: object) -> Delivery:
     return get_for_member(Delivery.objects.select_related("campaign"), member=member, pk=delivery_id)
+
+
+def get_transactional_message_for_member(member, message_id: object) -> TransactionalMessage:
+    return get_for_member(TransactionalMessage.objects.all(), member=member, pk=message_id)
 
 
 def get_relay_for_member(member, relay_id: object, *, write: bool = False) -> Relay:

@@ -1,13 +1,23 @@
-"""Django admin for campaigns: platform default relays (no workspace), campaigns, the ledger.
+"""Django admin for campaigns: platform default relays (no workspace), campaigns, the ledger, transactional mail.
 
 Admin actions call the same services as the dashboard.
 """
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from campaigns import services
-from campaigns.models import Campaign, CampaignLink, Delivery, Relay, Sender, SendingDomain, Template
+from campaigns.models import (
+    Campaign,
+    CampaignLink,
+    Delivery,
+    Relay,
+    Sender,
+    SendingDomain,
+    Template,
+    TransactionalMessage,
+)
 from campaigns.relays import relay_test
 
 
@@ -192,3 +202,33 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(TransactionalMessage)
+class TransactionalMessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "to_email",
+        "workspace",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "smtp_code",
+        "relay",
+        "created_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["to_email", "message_id", "workspace__name"]
+    list_select_related = ["workspace", "relay"]
+    exclude = ["payload"]
+    actions = ["retry_now"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields if field.name != "payload"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Retry the selected deferred messages now")
+    def retry_now(self, request, queryset):
+        due = queryset.filter(status=TransactionalMessage.Status.DEFERRED).update(next_attempt_at=timezone.now())
+        self.message_user(request, f"{due} deferred messages will be retried within seconds.", messages.SUCCESS)

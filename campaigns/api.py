@@ -18,8 +18,13 @@ from pydantic import EmailStr, Field
 
 from accounts.access import require_write
 from accounts.api import idempotent
-from campaigns import selectors, sending, services
-from campaigns.access import get_campaign_for_member, get_sender_for_member, get_template_for_member
+from campaigns import selectors, services, transactional
+from campaigns.access import (
+    get_campaign_for_member,
+    get_sender_for_member,
+    get_template_for_member,
+    get_transactional_message_for_member,
+)
 from campaigns.models import Campaign, Template
 from campaigns.relays import has_usable_relay
 
@@ -283,9 +288,27 @@ class TransactionalIn(Schema):
     reply_to: EmailStr | None = None
 
 
+def _message_out(record) -> dict:
+    return {
+        "id": record.pk,
+        "to": record.to_email,
+        "status": record.status,
+        "message_id": record.message_id,
+        "attempts": record.attempts,
+        "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
+        "smtp_code": record.smtp_code,
+        "smtp_response": record.smtp_response,
+        "sent_at": record.sent_at.isoformat() if record.sent_at else None,
+    }
+
+
 @router.post("/messages", response={201: dict, 202: dict}, summary="Send one message to one address from a template")
 def transactional_send(request, payload: TransactionalIn):
-    """Sent at once through the workspace's relays; retry safely with an `Idempotency-Key`."""
+    """Sent at once through the workspace's relays; retry safely with an `Idempotency-Key`.
+
+    201 when a relay accepted it. 202 with status "deferred" when none could take it yet: Herald
+    retries it with backoff (see `next_attempt_at`) and `GET /messages/{id}` tells how it ended.
+    """
     _write(request)
     template = _guard(lambda: get_template_for_member(request.auth, payload.template_id))
     sender = _guard(lambda: get_sender_for_member(request.auth, payload.sender_id))
@@ -295,7 +318,7 @@ def transactional_send(request, payload: TransactionalIn):
         raise HttpError(400, "No SMTP relay is configured for this workspace.")
 
     def compute():
-        record = sending.transactional_send(
+        record = transactional.transactional_send(
             workspace_id=request.auth.workspace_id,
             template=template,
             sender=sender,
@@ -304,13 +327,11 @@ def transactional_send(request, payload: TransactionalIn):
             attributes=payload.attributes,
             reply_to=str(payload.reply_to or ""),
         )
-        body = {
-            "id": record.pk,
-            "status": record.status,
-            "message_id": record.message_id,
-            "smtp_code": record.smtp_code,
-            "smtp_response": record.smtp_response,
-        }
-        return (201 if record.status == "sent" else 202), body
+        return (201 if record.status == "sent" else 202), _message_out(record)
 
     return Status(*idempotent(request, compute))
+
+
+@router.get("/messages/{message_id}", response=dict, summary="A transactional message and how its sending ended")
+def transactional_get(request, message_id: int):
+    return _message_out(_guard(lambda: get_transactional_message_for_member(request.auth, message_id)))

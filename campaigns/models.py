@@ -306,12 +306,24 @@ class TransactionalMessage(models.Model):
     smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
     smtp_response = models.CharField(max_length=1000, blank=True)
     message_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # While deferred: when the next attempt is due (a claimed row's lease runs to this time too).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The envelope sender and the exact bytes first sent, kept while a retry may need them, so
+    # every attempt is the same message with the same Message-ID. Emptied once the outcome is final.
+    mail_from = models.CharField(max_length=254, blank=True)
+    payload = models.BinaryField(blank=True, default=b"", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "-created_at"], name="campaigns_transactional_ws")]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="campaigns_transactional_ws"),
+            models.Index(
+                fields=["next_attempt_at"], name="campaigns_transactional_due", condition=models.Q(status="deferred")
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.to_email} ({self.status})"

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from campaigns.lib import message as message_lib
 from campaigns.lib import rendering, tracking
-from campaigns.models import Campaign, CampaignLink, Delivery, SendingDomain, TransactionalMessage
+from campaigns.models import Campaign, CampaignLink, Delivery, SendingDomain
 from campaigns.relays import BOUNCED, DEFERRED, FAILED, SENT, UNAVAILABLE, RelayPool, relays_for_workspace
 from subscribers.models import Subscriber
 from subscribers.selectors import subscribers_sendable
@@ -471,7 +471,7 @@ def batch_send(*, campaign_id: int, limit: int | None = None) -> BatchResult:
             deadline=lease_deadline,
         )
     for email, response in bounced:
-        _record_hard_bounce(workspace_id=plan.workspace_id, email=email, detail=response)
+        address_suppress_bounced(workspace_id=plan.workspace_id, email=email, detail=response)
     return BatchResult(len(claimed), counts, stopped)
 
 
@@ -492,7 +492,8 @@ def _outcome_for(delivery: Claimed, result, message_id: str) -> Outcome:
     return Outcome(delivery.id, status, result.code, result.response, result.relay_id, message_id)
 
 
-def _record_hard_bounce(*, workspace_id: int, email: str, detail: str) -> None:
+def address_suppress_bounced(*, workspace_id: int, email: str, detail: str) -> None:
+    """Suppress an address a relay refused as unknown (best effort: the caller's record stands)."""
     from subscribers.services import subscriber_record_hard_bounce
 
     try:
@@ -609,94 +610,3 @@ def slot_release(*, campaign_id: int, token: str) -> None:
     # A token left behind goes stale by itself.
     with contextlib.suppress(Exception):
         get_redis_connection("default").zrem(_inflight_key(campaign_id), token)
-
-
-# --- Transactional messages -----------------------------------------------------------------
-
-
-def transactional_send(
-    *,
-    workspace_id: int,
-    template,
-    sender,
-    to_email: str,
-    to_name: str = "",
-    attributes: dict | None = None,
-    reply_to: str = "",
-) -> TransactionalMessage:
-    """Render a template for one address and hand it to the workspace's relays now.
-
-    The caller's transaction holds the record (and the API's idempotency record), so a retried
-    request with the same Idempotency-Key gets this answer instead of a second message.
-    """
-    relays = relays_for_workspace(workspace_id=workspace_id)
-    compiled = rendering.compile_campaign(
-        subject=template.subject, preheader=template.preheader, html=template.html, text=template.text
-    )
-    record = TransactionalMessage.objects.create(
-        workspace_id=workspace_id, template=template, sender=sender, to_email=to_email, status=FAILED
-    )
-    site = settings.SITE_URL
-    token = tracking.make_delivery_token(workspace_id=workspace_id, campaign_id=0, delivery_id=record.pk)
-    subscriber_id = (
-        Subscriber.objects.filter(workspace_id=workspace_id, email=to_email).values_list("pk", flat=True).first()
-    )
-    unsubscribe_url = ""
-    if subscriber_id:
-        unsubscribe_url = f"{site}/u/{make_unsubscribe_token(workspace_id=workspace_id, subscriber_id=subscriber_id)}/"
-    rendered = compiled.render(
-        context={
-            "subscriber": rendering.subscriber_context(email=to_email, name=to_name, attributes=attributes or {}),
-            "campaign": {"name": template.name},
-            "unsubscribe_url": unsubscribe_url,
-            "preferences_url": f"{unsubscribe_url}preferences/" if unsubscribe_url else "",
-            "view_in_browser_url": "",
-        }
-    )
-    message_id = f"<t{record.pk}.{uuid.uuid4().hex[:12]}@{sender.domain}>"
-    payload = message_lib.build_message(
-        from_email=sender.email,
-        from_name=sender.name,
-        to_email=to_email,
-        to_name=to_name,
-        reply_to=reply_to,
-        rendered=rendered,
-        message_id=message_id,
-        list_unsubscribe_url=unsubscribe_url or site + "/",
-        list_unsubscribe_mailto=None,
-        delivery_token=token,
-    )
-    if not unsubscribe_url:
-        # Not a subscriber: there is no list to leave, so the message carries no List-Unsubscribe.
-        payload = _without_list_unsubscribe(payload)
-    pool = RelayPool()
-    try:
-        result = pool.send(relays=relays, mail_from=sender.email, rcpt=to_email, message=payload)
-    finally:
-        pool.close()
-    status = {SENT: SENT, DEFERRED: DEFERRED, BOUNCED: BOUNCED}.get(result.kind, FAILED)
-    record.status = status
-    record.smtp_code, record.smtp_response = result.code, result.response[:1000]
-    record.relay_id, record.message_id = result.relay_id, message_id
-    record.sent_at = timezone.now() if status == SENT else None
-    record.save(update_fields=["status", "smtp_code", "smtp_response", "relay", "message_id", "sent_at"])
-    if status == BOUNCED:
-        transaction.on_commit(
-            lambda: _record_hard_bounce(workspace_id=workspace_id, email=to_email, detail=result.response)
-        )
-    return record
-
-
-def _without_list_unsubscribe(message: bytes) -> bytes:
-    head, _, body = message.partition(b"\r\n\r\n")
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            if not dropping:
-                kept.append(line)
-            continue
-        dropping = line.lower().startswith(b"list-unsubscribe")
-        if not dropping:
-            kept.append(line)
-    return b"\r\n".join(kept) + b"\r\n\r\n" + body

@@ -1,4 +1,4 @@
-"""Celery tasks of the sending pipeline: start due campaigns, send batches, sweep.
+"""Celery tasks of the sending pipeline: start due campaigns, send batches, sweep, retry transactional mail.
 
 Tasks carry ids only. Each is safe to run twice: the ledger's conditional updates decide what
 is done, the broker only says that there may be work.
@@ -13,7 +13,7 @@ from celery.signals import worker_process_shutdown
 from django.db import DatabaseError
 from django.db.models import Exists, OuterRef
 
-from campaigns import sending, services
+from campaigns import sending, services, transactional
 from campaigns.models import Campaign, Delivery
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,12 @@ def sweep() -> dict:
     for campaign_id in Campaign.objects.filter(status=Campaign.Status.SENDING).values_list("pk", flat=True):
         finished += sending.campaign_finish_if_done(campaign_id=campaign_id)
     return {"released": released, "finished": finished, "dispatched": dispatched}
+
+
+@shared_task(name="campaigns.transactional_retry", queue="send", soft_time_limit=240, time_limit=300)
+def transactional_retry() -> dict:
+    """Beat: send the deferred transactional messages whose next attempt is due."""
+    return vars(transactional.transactional_retry_due())
 
 
 @worker_process_shutdown.connect

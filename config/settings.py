@@ -416,6 +416,10 @@ RELAY_CIRCUIT_FAILURES = env_int("RELAY_CIRCUIT_FAILURES", 3, minimum=1)
 RELAY_CIRCUIT_OPEN_SECONDS = env_float("RELAY_CIRCUIT_OPEN_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE["campaigns.start_due"] = {"task": "campaigns.start_due", "schedule": timedelta(seconds=10)}
 CELERY_BEAT_SCHEDULE["campaigns.sweep"] = {"task": "campaigns.sweep", "schedule": timedelta(seconds=15)}
+CELERY_BEAT_SCHEDULE["campaigns.transactional_retry"] = {
+    "task": "campaigns.transactional_retry",
+    "schedule": timedelta(seconds=15),
+}
 
 # Bounce and complaint intake (campaigns/bounces.py). ESP webhooks (anymail) stay refused until
 # ANYMAIL_WEBHOOK_SECRET ("user:password" basic auth) is set; Mailgun also needs its signing key.
