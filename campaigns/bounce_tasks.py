@@ -1,19 +1,19 @@
-"""Celery tasks of bounce intake: read the bounce mailbox, judge campaign rates, tell owners of a pause."""
+"""Celery tasks of bounce intake: read the inbound mailbox, judge campaign rates, tell owners of a pause."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
 
-from campaigns import bounces
+from campaigns import bounces, mailbox
 
 
 @shared_task(name="campaigns.bounce_mailbox", queue="default", soft_time_limit=120, time_limit=150)
 def read_bounce_mailbox() -> dict:
-    """Beat: take in the DSN and complaint messages waiting in BOUNCE_MAILBOX_DIR (when set)."""
+    """Beat: take in the reports and unsubscribe requests waiting in BOUNCE_MAILBOX_DIR (when set)."""
     result = {}
     if settings.BOUNCE_MAILBOX_DIR:
-        result = vars(bounces.bounce_mailbox_process(directory=settings.BOUNCE_MAILBOX_DIR))
+        result = vars(mailbox.mailbox_process(directory=settings.BOUNCE_MAILBOX_DIR))
     result["paused"] = bounces.campaigns_check_rates()
     return result
 

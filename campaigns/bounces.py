@@ -1,6 +1,6 @@
 """Bounce and complaint intake: one set of services behind every way a report arrives.
 
-DSN and ARF messages in the bounce mailbox, ESP webhooks (through anymail) and Herald's own
+DSN and ARF messages in the inbound mailbox (campaigns/mailbox.py), ESP webhooks (through anymail) and Herald's own
 signed JSON webhook all end in `bounce_intake`, which finds the delivery a report is about and
 records it with `delivery_record_bounce` / `delivery_record_complaint`. Those update the ledger
 row, the campaign's counters and the subscriber (suppressed), and watch the campaign's rates:
@@ -347,72 +347,3 @@ def bounce_intake(*, report: BounceReport, workspace_id: int | None = None, sour
     else:
         changed = delivery_record_bounce(delivery_id=delivery.pk, hard=report.hard, detail=detail)
     return IntakeResult(matched=True, changed=changed, delivery_id=delivery.pk)
-
-
-# --- The bounce mailbox ------------------------------------------------------------------------
-
-
-@dataclass
-class MailboxResult:
-    read: int = 0
-    recorded: int = 0  # reports that changed a delivery or subscriber
-    duplicates: int = 0  # reports already recorded
-    unmatched: int = 0  # reports about no delivery Herald knows
-    ignored: int = 0  # messages that were not reports (auto-replies, spam)
-
-
-MAILBOX_PROCESSING = "processing"
-MAILBOX_DONE = "processed"
-MAILBOX_IGNORED = "ignored"
-# A message left in processing/ this long ago belongs to a reader that died: read it again.
-MAILBOX_STALE_SECONDS = 600
-
-
-def bounce_mailbox_process(*, directory: str, limit: int = 500) -> MailboxResult:
-    """Read the DSN and ARF messages waiting in a mailbox directory (common/smtp_sink.py's layout).
-
-    Each message is claimed by an atomic rename into processing/, so readers running at once
-    never take the same one; it then moves to processed/ (or ignored/, when it is not a report).
-    A reader that dies leaves it in processing/, and a later run takes it up again, which is safe
-    because recording is idempotent.
-    """
-    from pathlib import Path
-
-    from campaigns.lib.dsn import parse_bounce
-    from common.smtp_sink import Store
-
-    store = Store(directory)
-    processing, done, ignored = (Path(directory) / name for name in (MAILBOX_PROCESSING, MAILBOX_DONE, MAILBOX_IGNORED))
-    for folder in (processing, done, ignored):
-        folder.mkdir(parents=True, exist_ok=True)
-    result = MailboxResult()
-    stale_before = timezone.now().timestamp() - MAILBOX_STALE_SECONDS
-    candidates = [store.messages_dir / name for name in store.names()]
-    candidates += [path for path in sorted(processing.glob("*.eml")) if path.stat().st_mtime < stale_before]
-    for path in candidates[:limit]:
-        claimed = processing / path.name
-        if path != claimed:
-            try:
-                path.rename(claimed)
-            except FileNotFoundError:
-                continue  # another reader took it
-        claimed.touch()
-        result.read += 1
-        try:
-            report = parse_bounce(claimed.read_bytes())
-        except Exception:
-            logger.exception("unreadable message in the bounce mailbox", extra={"file": claimed.name})
-            report = None
-        if report is None:
-            result.ignored += 1
-            claimed.rename(ignored / claimed.name)
-            continue
-        outcome = bounce_intake(report=report, source="bounce mailbox")
-        if not outcome.matched:
-            result.unmatched += 1
-        elif outcome.changed:
-            result.recorded += 1
-        else:
-            result.duplicates += 1
-        claimed.rename(done / claimed.name)
-    return result

@@ -327,27 +327,39 @@ PLANS = _PlanCache()
 POOL = RelayPool()
 
 
+def _unsubscribe_page(unsubscribe_token: str) -> str:
+    # subscribers.tokens.unsubscribe_url, without reverse() on the hot path and for a token in hand.
+    return f"{settings.SITE_URL}/u/{unsubscribe_token}/"
+
+
+def unsubscribe_mailto(*, domain: str, unsubscribe_token: str) -> str:
+    """The mailto List-Unsubscribe address; the subject carries the token the mailbox reader checks."""
+    mailbox_domain = settings.LIST_UNSUBSCRIBE_MAILTO_DOMAIN or domain
+    subject = f"unsubscribe%20{unsubscribe_token}" if unsubscribe_token else "unsubscribe"
+    return f"mailto:unsubscribe@{mailbox_domain}?subject={subject}"
+
+
 def render_for_delivery(
     *, plan: CampaignPlan, delivery: Claimed, open_pixel: bool = True
 ) -> tuple[str, str, rendering.RenderedMessage]:
-    """(delivery token, unsubscribe URL, rendered message) of one recipient, personalised and tracked."""
+    """(delivery token, unsubscribe token, rendered message) of one recipient, personalised and tracked."""
     site = settings.SITE_URL
     token = tracking.make_delivery_token(
         workspace_id=plan.workspace_id, campaign_id=plan.campaign_id, delivery_id=delivery.id
     )
-    unsubscribe_url = ""
+    unsubscribe_token = ""
     if delivery.subscriber_id:
         unsubscribe_token = make_unsubscribe_token(
             workspace_id=plan.workspace_id, subscriber_id=delivery.subscriber_id, campaign_id=plan.campaign_id
         )
-        unsubscribe_url = f"{site}/u/{unsubscribe_token}/"
+    unsubscribe_link = _unsubscribe_page(unsubscribe_token) if unsubscribe_token else ""
     context = {
         "subscriber": rendering.subscriber_context(
             email=delivery.email, name=delivery.name, attributes=delivery.attributes or {}
         ),
         "campaign": {"name": plan.name},
-        "unsubscribe_url": unsubscribe_url,
-        "preferences_url": f"{unsubscribe_url}preferences/" if unsubscribe_url else "",
+        "unsubscribe_url": unsubscribe_link,
+        "preferences_url": f"{unsubscribe_link}preferences/" if unsubscribe_link else "",
         "view_in_browser_url": f"{site}/t/v/{token}",
     }
     click = (
@@ -356,12 +368,12 @@ def render_for_delivery(
         else None
     )
     pixel = tracking.open_pixel_url(site_url=site, token=token) if plan.track_opens and open_pixel else None
-    return token, unsubscribe_url, plan.compiled.render(context=context, click_url=click, open_pixel_url=pixel)
+    return token, unsubscribe_token, plan.compiled.render(context=context, click_url=click, open_pixel_url=pixel)
 
 
 def build_campaign_message(*, plan: CampaignPlan, delivery: Claimed) -> tuple[str, bytes]:
     """(Message-ID, bytes) of one recipient's message: personalised, tracked, with every header."""
-    token, unsubscribe_url, rendered = render_for_delivery(plan=plan, delivery=delivery)
+    token, unsubscribe_token, rendered = render_for_delivery(plan=plan, delivery=delivery)
     message_id = message_lib.make_message_id(delivery_id=delivery.id, campaign_id=plan.campaign_id, domain=plan.domain)
     payload = message_lib.build_message(
         from_email=plan.from_email,
@@ -371,8 +383,8 @@ def build_campaign_message(*, plan: CampaignPlan, delivery: Claimed) -> tuple[st
         reply_to=plan.reply_to,
         rendered=rendered,
         message_id=message_id,
-        list_unsubscribe_url=unsubscribe_url,
-        list_unsubscribe_mailto=f"mailto:unsubscribe@{plan.domain}?subject=unsubscribe",
+        list_unsubscribe_url=_unsubscribe_page(unsubscribe_token) if unsubscribe_token else "",
+        list_unsubscribe_mailto=unsubscribe_mailto(domain=plan.domain, unsubscribe_token=unsubscribe_token),
         delivery_token=token,
         dkim=plan.dkim,
     )

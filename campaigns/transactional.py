@@ -28,7 +28,7 @@ from campaigns.models import TransactionalMessage
 from campaigns.relays import BOUNCED, DEFERRED, FAILED, SENT, UNAVAILABLE, RelayPool, SendResult, relays_for_workspace
 from campaigns.sending import address_suppress_bounced, backoff_seconds
 from subscribers.models import Subscriber
-from subscribers.tokens import make_unsubscribe_token
+from subscribers.tokens import unsubscribe_url as unsubscribe_link
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def transactional_send(
     )
     unsubscribe_url = ""
     if subscriber_id:
-        unsubscribe_url = f"{site}/u/{make_unsubscribe_token(workspace_id=workspace_id, subscriber_id=subscriber_id)}/"
+        unsubscribe_url = unsubscribe_link(workspace_id=workspace_id, subscriber_id=subscriber_id)
     rendered = compiled.render(
         context={
             "subscriber": rendering.subscriber_context(email=to_email, name=to_name, attributes=attributes or {}),

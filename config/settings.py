@@ -423,12 +423,16 @@ CELERY_BEAT_SCHEDULE["campaigns.transactional_retry"] = {
 
 # Bounce and complaint intake (campaigns/bounces.py). ESP webhooks (anymail) stay refused until
 # ANYMAIL_WEBHOOK_SECRET ("user:password" basic auth) is set; Mailgun also needs its signing key.
-# BOUNCE_MAILBOX_DIR is a mailbox directory (common/smtp_sink.py layout) where DSNs arrive.
+# BOUNCE_MAILBOX_DIR is a mailbox directory (common/smtp_sink.py layout) where DSNs, complaints
+# and mailto unsubscribe requests arrive (campaigns/mailbox.py).
 ANYMAIL = {
     "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET", ""),
     "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY", ""),
 }
 BOUNCE_MAILBOX_DIR = env_str("BOUNCE_MAILBOX_DIR", "")
+# Campaign messages name mailto:unsubscribe@<this domain> in List-Unsubscribe; empty: the sender's
+# own domain. Mail to that address must reach BOUNCE_MAILBOX_DIR, where it is read as an unsubscribe.
+LIST_UNSUBSCRIBE_MAILTO_DOMAIN = env_str("LIST_UNSUBSCRIBE_MAILTO_DOMAIN", "").strip().lower()
 CELERY_IMPORTS = ("campaigns.bounce_tasks",)
 CELERY_BEAT_SCHEDULE["campaigns.bounce_mailbox"] = {
     "task": "campaigns.bounce_mailbox",

@@ -3,10 +3,9 @@
 import pytest
 from django.core.management import call_command
 
-from campaigns import bounces
+from campaigns import mailbox as inbound
 from campaigns.bounces import (
     bounce_intake,
-    bounce_mailbox_process,
     campaign_rates,
     delivery_record_bounce,
     delivery_record_complaint,
@@ -134,9 +133,9 @@ def test_the_bounce_mailbox_is_read_once(campaign, tmp_path):
     mailbox.save("", ["abuse@sender.test"], arf_for(third))
     mailbox.save("", ["bounces@sender.test"], b"From: someone@example.org\r\nSubject: Out of office\r\n\r\nAway.\r\n")
 
-    result = bounce_mailbox_process(directory=str(mailbox.directory))
+    result = inbound.mailbox_process(directory=str(mailbox.directory))
 
-    assert (result.read, result.recorded, result.duplicates, result.ignored) == (5, 3, 1, 1)
+    assert (result.read, result.recorded, result.duplicates, result.unsubscribed, result.ignored) == (5, 3, 1, 0, 1)
     assert mailbox.count() == 0
     assert len(list((mailbox.directory / "processed").glob("*.eml"))) == 4
     assert len(list((mailbox.directory / "ignored").glob("*.eml"))) == 1
@@ -145,7 +144,7 @@ def test_the_bounce_mailbox_is_read_once(campaign, tmp_path):
     assert reload(third).status == Delivery.Status.COMPLAINED
     campaign = reload(campaign)
     assert (campaign.bounced_count, campaign.complained_count) == (1, 1)
-    assert bounce_mailbox_process(directory=str(mailbox.directory)).read == 0
+    assert inbound.mailbox_process(directory=str(mailbox.directory)).read == 0
 
 
 def test_the_mailbox_command(campaign, tmp_path, settings, capsys):
@@ -165,9 +164,9 @@ def test_a_message_a_dead_reader_left_behind_is_read_again(campaign, tmp_path):
     (mailbox.directory / "processing").mkdir()
     left = mailbox.directory / "processing" / "0001-left.eml"
     left.write_bytes(dsn_for(delivery_of(campaign)))
-    old = time.time() - bounces.MAILBOX_STALE_SECONDS - 5
+    old = time.time() - inbound.MAILBOX_STALE_SECONDS - 5
     os.utime(left, (old, old))
-    assert bounce_mailbox_process(directory=str(mailbox.directory)).recorded == 1
+    assert inbound.mailbox_process(directory=str(mailbox.directory)).recorded == 1
 
 
 def test_the_dsn_helper_reads_back():

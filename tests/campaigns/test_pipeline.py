@@ -15,6 +15,7 @@ from campaigns.lib import tracking
 from campaigns.models import Campaign, CampaignLink, Delivery, Relay
 from common.smtp_sink import SmtpSink
 from subscribers.models import Subscriber, Suppression
+from subscribers.tokens import read_unsubscribe_token
 from tests.campaigns.helpers import (
     FAST_WORKER_ENV,
     campaign_status,
@@ -92,6 +93,13 @@ def test_a_campaign_reaches_every_recipient_once_with_every_header(fast_settings
     unsubscribe = message["List-Unsubscribe"]
     assert "https://" in unsubscribe or "http://" in unsubscribe
     assert "/u/" in unsubscribe and "mailto:" in unsubscribe
+    mailto_subject = unsubscribe.split("?subject=unsubscribe%20", 1)[1].split(">", 1)[0]
+    named = read_unsubscribe_token(mailto_subject)
+    assert (named.workspace_id, named.subscriber_id, named.campaign_id) == (
+        workspace.pk,
+        delivery.subscriber_id,
+        campaign.pk,
+    )
     token = tracking.read_delivery_token(str(message["X-Herald-Delivery"]).strip())
     assert (token.workspace_id, token.campaign_id, token.delivery_id) == (workspace.pk, campaign.pk, delivery.pk)
     html = message.get_body(("html",)).get_content()
