@@ -107,20 +107,7 @@ def transactional_send(
     finally:
         pool.close()
     outcome = _outcome_for(attempts=1, result=result)
-    _apply(record, outcome, payload=payload)
-    record.save(
-        update_fields=[
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "smtp_code",
-            "smtp_response",
-            "relay",
-            "message_id",
-            "sent_at",
-            "payload",
-        ]
-    )
+    _settle(record, outcome, payload=payload, also=("message_id",))
     if outcome.status == TransactionalMessage.Status.BOUNCED:
         transaction.on_commit(
             lambda: address_suppress_bounced(workspace_id=workspace_id, email=to_email, detail=result.response)
@@ -152,7 +139,11 @@ def _outcome_for(*, attempts: int, result: SendResult) -> Outcome:
     return Outcome(status, attempts, result.code, result.response, result.relay_id)
 
 
-def _apply(record: TransactionalMessage, outcome: Outcome, *, payload: bytes) -> None:
+_OUTCOME_FIELDS = ("status", "attempts", "next_attempt_at", "smtp_code", "smtp_response", "relay", "sent_at", "payload")
+
+
+def _settle(record: TransactionalMessage, outcome: Outcome, *, payload: bytes, also: tuple[str, ...] = ()) -> None:
+    """Write an attempt's outcome; the bytes are kept only while another attempt may need them."""
     now = timezone.now()
     record.status = outcome.status
     record.attempts = outcome.attempts
@@ -162,6 +153,7 @@ def _apply(record: TransactionalMessage, outcome: Outcome, *, payload: bytes) ->
     deferred = outcome.status == DEFERRED
     record.next_attempt_at = now + timedelta(seconds=outcome.retry_in_seconds) if deferred else None
     record.payload = payload if deferred else b""
+    record.save(update_fields=[*_OUTCOME_FIELDS, *also])
 
 
 # --- Retries -----------------------------------------------------------------------------------
@@ -220,19 +212,7 @@ def _retry_one(record: TransactionalMessage, *, pool: RelayPool, relays: list) -
     else:
         answer = pool.send(relays=relays, mail_from=record.mail_from, rcpt=record.to_email, message=payload)
         outcome = _outcome_for(attempts=record.attempts + 1, result=answer)
-    _apply(record, outcome, payload=payload)
-    record.save(
-        update_fields=[
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "smtp_code",
-            "smtp_response",
-            "relay",
-            "sent_at",
-            "payload",
-        ]
-    )
+    _settle(record, outcome, payload=payload)
     if outcome.status == BOUNCED:
         address_suppress_bounced(workspace_id=record.workspace_id, email=record.to_email, detail=outcome.response)
     logger.info(

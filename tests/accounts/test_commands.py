@@ -1,4 +1,4 @@
-"""Operators' commands: createworkspace and seed_demo."""
+"""Operators' command createworkspace (seed_demo: tests/operations/test_demo.py)."""
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -36,11 +36,3 @@ def test_createworkspace_refuses_a_taken_slug(team):
         call_command("createworkspace", "Other", "--owner", "o@example.com", "--slug", "acme")
     assert not User.objects.filter(email="o@example.com").exists()
 
-
-def test_seed_demo_can_run_twice():
-    call_command("seed_demo")
-    call_command("seed_demo")
-    assert Workspace.objects.filter(slug="demo").count() == 1
-    user = User.objects.get(email="demo@herald.test")
-    assert user.check_password("herald-demo-password")
-    assert Member.objects.get(user=user).role == Member.Role.OWNER
