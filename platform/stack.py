@@ -54,6 +54,7 @@ PORT_OFFSETS = {
     "web2": 2,
     "smtp": 25,
     "smtp_http": 26,
+    "inbound": 27,
     "haproxy_web": 80,
     "haproxy_stats": 81,
     "pg1": 101,
@@ -82,6 +83,7 @@ COMPONENTS = [
     "sentinel2",
     "sentinel3",
     "smtp",
+    "inbound",
     "haproxy",
     "web1",
     "web2",
@@ -172,6 +174,8 @@ class Stack:
             "SEND_LEASE_SECONDS": "20",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(self.port("smtp")),
+            # What comes back (bounces, complaints, mailto unsubscribes) arrives at the inbound sink.
+            "BOUNCE_MAILBOX_DIR": str(self.var / "inbound"),
             "SITE_URL": self.url,
             "SYNTHETIC_BASE_URL": self.url,
             "TRUSTED_PROXY_COUNT": "1",
@@ -326,6 +330,12 @@ class Stack:
                 f" --store {self.var}/smtp --http-port {self.port('smtp_http')}"
             )
             return command, {}, 10
+        if name == "inbound":
+            command = (
+                f"{python} -m common.smtp_sink serve --host 127.0.0.1 --port {self.port('inbound')}"
+                f" --store {self.var}/inbound"
+            )
+            return command, {}, 10
         if name.startswith("web"):
             metrics = self.var / "metrics" / name
             # Samples of an earlier run of this node would be added to this run's.
@@ -402,7 +412,7 @@ class Stack:
         self.check_ports_free()
         self.write_configuration()
         started = time.monotonic()
-        log("Starting etcd, Postgres (Patroni), Redis, Sentinels, HAProxy and the SMTP sink ...")
+        log("Starting etcd, Postgres (Patroni), Redis, Sentinels, HAProxy and the SMTP sinks ...")
         with open(self.logs / "supervisord.stderr", "ab") as errors:
             supervisord = subprocess.Popen(
                 [str(Path(sys.executable).parent / "supervisord"), "-c", str(self.var / "supervisord.conf")],
@@ -465,7 +475,7 @@ class Stack:
             # Apps first, then the rest, the standby before the primary (no needless failover), etcd last.
             phases = [
                 APP_COMPONENTS,
-                ["haproxy", "smtp", "sentinel1", "sentinel2", "sentinel3", "redis1", "redis2"],
+                ["haproxy", "smtp", "inbound", "sentinel1", "sentinel2", "sentinel3", "redis1", "redis2"],
                 [standby] if primary else ["pg1", "pg2"],
                 [primary] if primary else [],
                 ["etcd"],
@@ -619,11 +629,11 @@ class Stack:
             ]
             return bool(haproxy), f"web up: {','.join(web) or 'none'}; primary: {','.join(primary) or 'none'}"
         if name == "smtp":
-            with socket.create_connection(("127.0.0.1", self.port("smtp")), timeout=1) as sock:
-                sock.settimeout(1)
-                greeting = sock.recv(64)
+            greets = _smtp_greets(self.port("smtp"))
             urllib.request.urlopen(self.smtp_url, timeout=2).close()  # noqa: S310 - our own loopback URL
-            return greeting.startswith(b"220"), f"smtp port {self.port('smtp')}, messages at {self.smtp_url}"
+            return greets, f"smtp port {self.port('smtp')}, messages at {self.smtp_url}"
+        if name == "inbound":
+            return _smtp_greets(self.port("inbound")), f"smtp port {self.port('inbound')}, read from {self.var}/inbound"
         if name.startswith("web"):
             answer = _http_json(f"http://127.0.0.1:{self.port(name)}/readyz")
             return answer.get("status") == "ready", f"{answer.get('status')} port {self.port(name)}"
@@ -853,6 +863,12 @@ def _log_lines_since(text: str, since: float) -> list[str]:
     return lines
 
 
+def _smtp_greets(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.settimeout(1)
+        return sock.recv(64).startswith(b"220")
+
+
 def _http_json(url: str) -> dict:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URLs only
@@ -998,6 +1014,7 @@ def _up(stack: Stack, *, detach: bool, seed: bool) -> int:
         f"\nHerald is up at {stack.url}/ (through HAProxy)\n"
         + (f"  Sign in as {email} / {password} (also opens {stack.url}/admin/)\n" if seed else "")
         + f"  SMTP sink (every message the platform sent): {stack.smtp_url}\n"
+        f"  Inbound mailbox (bounces, complaints, mailto unsubscribes): SMTP 127.0.0.1:{stack.port('inbound')}\n"
         f"  HAProxy stats: {stack.stats_url}\n"
         f"  Health detail: curl -H 'Authorization: Bearer {stack.secrets()['health_token']}' {stack.url}/health\n"
         f"  Components: .venv/bin/python platform/stack.py status   (state, logs: {stack.var})",

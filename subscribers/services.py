@@ -579,6 +579,32 @@ def membership_remove(*, subscriber: Subscriber, mailing_list: MailingList, acto
 # --- lists ---------------------------------------------------------------------------------
 
 
+def _save_named(
+    instance: MailingList | Segment,
+    *,
+    object_type: str,
+    actor: Any,
+    action: str,
+    changes: dict,
+    update_fields: list[str] | None = None,
+) -> None:
+    """Save a named list or segment and its audit entry together; a name already taken is refused."""
+    try:
+        with transaction.atomic():
+            instance.save(update_fields=update_fields)
+            audit_record(
+                workspace_id=instance.workspace_id,
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=instance.pk,
+                object_repr=instance.name,
+                changes=changes,
+            )
+    except IntegrityError:
+        raise ValidationError(f"There is already a {object_type} named {instance.name!r}.") from None
+
+
 def _list_fields(*, name: str, opt_in: str, description: str, consent_text: str) -> dict:
     name = (name or "").strip()
     if not name:
@@ -607,20 +633,8 @@ def list_create(
     fields = _list_fields(
         name=name, opt_in=opt_in, description=description, consent_text=consent_text or DEFAULT_CONSENT_TEXT
     )
-    try:
-        with transaction.atomic():
-            mailing_list = MailingList.objects.create(workspace_id=workspace_id, **fields)
-            audit_record(
-                workspace_id=workspace_id,
-                actor=actor,
-                action=AuditEntry.Action.CREATE,
-                object_type="list",
-                object_id=mailing_list.pk,
-                object_repr=mailing_list.name,
-                changes=fields,
-            )
-    except IntegrityError:
-        raise ValidationError(f"There is already a list named {fields['name']!r}.") from None
+    mailing_list = MailingList(workspace_id=workspace_id, **fields)
+    _save_named(mailing_list, object_type="list", actor=actor, action=AuditEntry.Action.CREATE, changes=fields)
     return mailing_list
 
 
@@ -650,20 +664,14 @@ def list_update(
         return mailing_list
     for field, value in fields.items():
         setattr(mailing_list, field, value)
-    try:
-        with transaction.atomic():
-            mailing_list.save(update_fields=[*fields, "updated_at"])
-            audit_record(
-                workspace_id=mailing_list.workspace_id,
-                actor=actor,
-                action=AuditEntry.Action.UPDATE,
-                object_type="list",
-                object_id=mailing_list.pk,
-                object_repr=mailing_list.name,
-                changes=changes,
-            )
-    except IntegrityError:
-        raise ValidationError(f"There is already a list named {fields['name']!r}.") from None
+    _save_named(
+        mailing_list,
+        object_type="list",
+        actor=actor,
+        action=AuditEntry.Action.UPDATE,
+        changes=changes,
+        update_fields=[*fields, "updated_at"],
+    )
     return mailing_list
 
 
@@ -703,20 +711,8 @@ def _segment_fields(*, workspace_id: int, name: str, rules: Any) -> dict:
 
 def segment_create(*, workspace_id: int, name: str, rules: Any, actor: Any) -> Segment:
     fields = _segment_fields(workspace_id=workspace_id, name=name, rules=rules)
-    try:
-        with transaction.atomic():
-            segment = Segment.objects.create(workspace_id=workspace_id, **fields)
-            audit_record(
-                workspace_id=workspace_id,
-                actor=actor,
-                action=AuditEntry.Action.CREATE,
-                object_type="segment",
-                object_id=segment.pk,
-                object_repr=segment.name,
-                changes=fields,
-            )
-    except IntegrityError:
-        raise ValidationError(f"There is already a segment named {fields['name']!r}.") from None
+    segment = Segment(workspace_id=workspace_id, **fields)
+    _save_named(segment, object_type="segment", actor=actor, action=AuditEntry.Action.CREATE, changes=fields)
     return segment
 
 
@@ -726,20 +722,14 @@ def segment_update(*, segment: Segment, name: str, rules: Any, actor: Any) -> Se
     if not changes:
         return segment
     segment.name, segment.rules = fields["name"], fields["rules"]
-    try:
-        with transaction.atomic():
-            segment.save(update_fields=["name", "rules", "updated_at"])
-            audit_record(
-                workspace_id=segment.workspace_id,
-                actor=actor,
-                action=AuditEntry.Action.UPDATE,
-                object_type="segment",
-                object_id=segment.pk,
-                object_repr=segment.name,
-                changes=changes,
-            )
-    except IntegrityError:
-        raise ValidationError(f"There is already a segment named {fields['name']!r}.") from None
+    _save_named(
+        segment,
+        object_type="segment",
+        actor=actor,
+        action=AuditEntry.Action.UPDATE,
+        changes=changes,
+        update_fields=["name", "rules", "updated_at"],
+    )
     return segment
 
 

@@ -35,4 +35,3 @@ def test_createworkspace_refuses_a_taken_slug(team):
     with pytest.raises(CommandError, match="already exists"):
         call_command("createworkspace", "Other", "--owner", "o@example.com", "--slug", "acme")
     assert not User.objects.filter(email="o@example.com").exists()
-

@@ -1,5 +1,8 @@
 """Campaign drills on the shared cluster: a 20,000-recipient campaign while part of it breaks.
 
+`make drill` sends 20,000 recipients each; `make test` runs the same drills with 5,000
+(DRILL_CAMPAIGN_RECIPIENTS) to keep the whole suite within its time budget.
+
 Each drill starts a campaign through the cluster (its database behind HAProxy, its broker, its
 two workers and beat), sends to two SMTP sinks acting as the primary (priority 10) and the
 secondary (priority 20) relay, breaks one thing mid-campaign and then checks the sinks against
