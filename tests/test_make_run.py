@@ -52,12 +52,14 @@ def test_up_brings_every_component_up_and_the_login_works_through_haproxy():
         match, output = read_until(
             process,
             r"Herald is up at (\S+)/ .*\n\s+Sign in as (\S+) / (\S+) .*\n"
-            r"\s+SMTP sink .*: (\S+)\n\s+HAProxy stats: (\S+)\n.*/health\n",
+            r"\s+SMTP sink .*: (\S+)\n\s+Inbound mailbox .*: SMTP 127\.0\.0\.1:(\d+)\n"
+            r"\s+HAProxy stats: (\S+)\n.*/health\n",
             timeout=180,
         )
         elapsed = time.monotonic() - started
-        url, email, password, smtp_url, stats_url = match.groups()
+        url, email, password, smtp_url, inbound_port, stats_url = match.groups()
         assert url == f"http://127.0.0.1:{base + stack_module.PORT_OFFSETS['haproxy_web']}"
+        assert int(inbound_port) == base + stack_module.PORT_OFFSETS["inbound"]
         assert elapsed < 60, f"the cluster took {elapsed:.0f}s to come up"
 
         status = subprocess.run([*STACK, *options, "status", "--json"], cwd=REPO, capture_output=True, text=True)

@@ -117,6 +117,12 @@ def test_the_empty_list_invites_a_first_campaign(alice_client):
     assert "No campaigns yet" in response.text and reverse("campaigns:create") in response.text
 
 
+def test_the_list_leads_to_the_sending_setup(alice_client):
+    page = alice_client.get(reverse("campaigns:list")).text
+    for name in ("campaigns:senders", "campaigns:domains", "campaigns:relays"):
+        assert f'href="{reverse(name)}"' in page, name
+
+
 def test_creating_a_campaign_from_a_template_copies_its_content(alice_client, team):
     template = TemplateFactory(workspace=team.a, subject="Hi {{ subscriber.first_name }}", html="<p>Body</p>")
     sender = SenderFactory(workspace=team.a)
