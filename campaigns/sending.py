@@ -250,6 +250,17 @@ def backoff_seconds(attempts: int) -> float:
     return min(base, MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
 
 
+def temporary_failure(*, attempts: int, response: str) -> tuple[str, str, float | None]:
+    """(status, response, seconds until the next attempt) after the n-th temporary failure.
+
+    Deferred with backoff until SEND_MAX_ATTEMPTS, then failed with the last answer; campaign
+    deliveries and transactional messages give up alike.
+    """
+    if attempts >= settings.SEND_MAX_ATTEMPTS:
+        return FAILED, f"Gave up after {attempts} attempts; last answer: {response}", None
+    return DEFERRED, response, backoff_seconds(attempts)
+
+
 # --- Sending a batch -------------------------------------------------------------------
 
 
@@ -492,13 +503,10 @@ def _outcome_for(delivery: Claimed, result, message_id: str) -> Outcome:
     if result.kind == SENT:
         return Outcome(delivery.id, SENT, result.code, result.response, result.relay_id, message_id, sent_at=now)
     if result.kind == DEFERRED:
-        attempts = delivery.attempts + 1
-        if attempts >= settings.SEND_MAX_ATTEMPTS:
-            response = f"Gave up after {attempts} attempts; last answer: {result.response}"
-            return Outcome(delivery.id, FAILED, result.code, response, result.relay_id, message_id)
-        retry_at = now + timedelta(seconds=backoff_seconds(attempts))
+        status, response, retry_in = temporary_failure(attempts=delivery.attempts + 1, response=result.response)
+        retry_at = now + timedelta(seconds=retry_in) if retry_in is not None else None
         return Outcome(
-            delivery.id, DEFERRED, result.code, result.response, result.relay_id, message_id, next_attempt_at=retry_at
+            delivery.id, status, result.code, response, result.relay_id, message_id, next_attempt_at=retry_at
         )
     status = BOUNCED if result.kind == BOUNCED else FAILED
     return Outcome(delivery.id, status, result.code, result.response, result.relay_id, message_id)

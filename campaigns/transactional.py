@@ -26,7 +26,7 @@ from campaigns.lib import message as message_lib
 from campaigns.lib import rendering, tracking
 from campaigns.models import TransactionalMessage
 from campaigns.relays import BOUNCED, DEFERRED, FAILED, SENT, UNAVAILABLE, RelayPool, SendResult, relays_for_workspace
-from campaigns.sending import address_suppress_bounced, backoff_seconds
+from campaigns.sending import address_suppress_bounced, temporary_failure
 from subscribers.models import Subscriber
 from subscribers.tokens import unsubscribe_url as unsubscribe_link
 
@@ -131,10 +131,8 @@ class Outcome:
 def _outcome_for(*, attempts: int, result: SendResult) -> Outcome:
     """What one attempt's answer means for the message: final, or deferred with the next delay."""
     if result.kind in (DEFERRED, UNAVAILABLE):
-        if attempts >= settings.SEND_MAX_ATTEMPTS:
-            response = f"Gave up after {attempts} attempts; last answer: {result.response}"
-            return Outcome(FAILED, attempts, result.code, response, result.relay_id)
-        return Outcome(DEFERRED, attempts, result.code, result.response, result.relay_id, backoff_seconds(attempts))
+        status, response, retry_in = temporary_failure(attempts=attempts, response=result.response)
+        return Outcome(status, attempts, result.code, response, result.relay_id, retry_in)
     status = {SENT: SENT, BOUNCED: BOUNCED}.get(result.kind, FAILED)
     return Outcome(status, attempts, result.code, result.response, result.relay_id)
 

@@ -25,8 +25,33 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
+class DeleteThroughServiceMixin:
+    """Deleting here (one object or a selection) goes through the app's service, one at a time,
+    so each deletion writes its audit entry and does its cleanup."""
+
+    def delete_through_service(self, obj, actor) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        self.delete_through_service(obj, request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_through_service(obj, request.user)
+
+
+class ReadOnlyMixin:
+    """Records that only Herald itself writes: they can be read and deleted here, never added or edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     list_display = ["email", "name", "workspace", "status", "source", "created_at"]
     list_filter = ["status", "source", "workspace"]
     search_fields = ["email", "name"]
@@ -64,12 +89,8 @@ class SubscriberAdmin(admin.ModelAdmin):
             attributes=form.cleaned_data.get("attributes"),
         )
 
-    def delete_model(self, request, obj):
-        subscriber_delete(subscriber=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for subscriber in queryset:
-            subscriber_delete(subscriber=subscriber, actor=request.user)
+    def delete_through_service(self, obj, actor):
+        subscriber_delete(subscriber=obj, actor=actor)
 
     @admin.action(description="Unsubscribe the selected subscribers from everything")
     def unsubscribe_selected(self, request, queryset):
@@ -81,7 +102,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 
 @admin.register(MailingList)
-class MailingListAdmin(admin.ModelAdmin):
+class MailingListAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     list_display = ["name", "workspace", "opt_in", "created_at"]
     list_filter = ["opt_in", "workspace"]
     search_fields = ["name", "workspace__name"]
@@ -103,16 +124,12 @@ class MailingListAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
-    def delete_model(self, request, obj):
-        list_delete(mailing_list=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for mailing_list in queryset:
-            list_delete(mailing_list=mailing_list, actor=request.user)
+    def delete_through_service(self, obj, actor):
+        list_delete(mailing_list=obj, actor=actor)
 
 
 @admin.register(ListMembership)
-class ListMembershipAdmin(admin.ModelAdmin):
+class ListMembershipAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["subscriber", "mailing_list", "status", "subscribed_at", "confirmed_at", "unsubscribed_at"]
     list_filter = ["status", "workspace"]
     search_fields = ["subscriber__email", "mailing_list__name"]
@@ -120,57 +137,31 @@ class ListMembershipAdmin(admin.ModelAdmin):
     show_full_result_count = False
     readonly_fields = [f.name for f in ListMembership._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(ReadOnlyMixin, DeleteThroughServiceMixin, admin.ModelAdmin):
     list_display = ["name", "workspace", "updated_at"]
     list_filter = ["workspace"]
     search_fields = ["name"]
     readonly_fields = ["workspace", "name", "rules", "created_at", "updated_at"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def delete_model(self, request, obj):
-        segment_delete(segment=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for segment in queryset:
-            segment_delete(segment=segment, actor=request.user)
+    def delete_through_service(self, obj, actor):
+        segment_delete(segment=obj, actor=actor)
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(ReadOnlyMixin, DeleteThroughServiceMixin, admin.ModelAdmin):
     list_display = ["value", "kind", "reason", "workspace", "created_at", "created_by"]
     list_filter = ["kind", "reason", "workspace"]
     search_fields = ["value", "note"]
     list_select_related = ["workspace", "created_by"]
     readonly_fields = ["workspace", "kind", "value", "reason", "note", "created_at", "created_by"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def delete_model(self, request, obj):
-        suppression_remove(suppression=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for suppression in queryset:
-            suppression_remove(suppression=suppression, actor=request.user)
+    def delete_through_service(self, obj, actor):
+        suppression_remove(suppression=obj, actor=actor)
 
 
 @admin.register(AuditEntry)

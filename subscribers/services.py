@@ -605,6 +605,23 @@ def _save_named(
         raise ValidationError(f"There is already a {object_type} named {instance.name!r}.") from None
 
 
+def _delete_named(
+    instance: MailingList | Segment, *, object_type: str, actor: Any, changes: dict | None = None
+) -> None:
+    """Delete a list or segment together with the audit entry that says so."""
+    with transaction.atomic():
+        audit_record(
+            workspace_id=instance.workspace_id,
+            actor=actor,
+            action=AuditEntry.Action.DELETE,
+            object_type=object_type,
+            object_id=instance.pk,
+            object_repr=instance.name,
+            changes=changes,
+        )
+        instance.delete()
+
+
 def _list_fields(*, name: str, opt_in: str, description: str, consent_text: str) -> dict:
     name = (name or "").strip()
     if not name:
@@ -677,17 +694,7 @@ def list_update(
 
 def list_delete(*, mailing_list: MailingList, actor: Any) -> None:
     """Delete the list and its memberships; the subscribers themselves stay."""
-    with transaction.atomic():
-        audit_record(
-            workspace_id=mailing_list.workspace_id,
-            actor=actor,
-            action=AuditEntry.Action.DELETE,
-            object_type="list",
-            object_id=mailing_list.pk,
-            object_repr=mailing_list.name,
-            changes={"members": mailing_list.memberships.count()},
-        )
-        mailing_list.delete()
+    _delete_named(mailing_list, object_type="list", actor=actor, changes={"members": mailing_list.memberships.count()})
 
 
 # --- segments ------------------------------------------------------------------------------
@@ -734,16 +741,7 @@ def segment_update(*, segment: Segment, name: str, rules: Any, actor: Any) -> Se
 
 
 def segment_delete(*, segment: Segment, actor: Any) -> None:
-    with transaction.atomic():
-        audit_record(
-            workspace_id=segment.workspace_id,
-            actor=actor,
-            action=AuditEntry.Action.DELETE,
-            object_type="segment",
-            object_id=segment.pk,
-            object_repr=segment.name,
-        )
-        segment.delete()
+    _delete_named(segment, object_type="segment", actor=actor)
 
 
 # --- public subscribe form and double opt-in -----------------------------------------------
