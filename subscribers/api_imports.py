@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from ninja import File, Form, Router, Schema, Status
 from ninja.decorators import decorate_view
 from ninja.errors import HttpError
@@ -21,13 +21,12 @@ from subscribers.imports import (
     get_import_for_member,
     import_cancel,
     import_counts,
-    import_error_report_path,
     import_progress,
     import_start,
     imports_for_workspace,
 )
 from subscribers.models import Import
-from subscribers.views_imports import install_upload_limit, too_large_message
+from subscribers.views_imports import install_upload_limit, rejected_rows_download, too_large_message
 
 router = Router(tags=["imports"])
 
@@ -173,13 +172,4 @@ def import_cancel_endpoint(request, import_id: int):
 
 @router.get("/{import_id}/errors", summary="The rejected rows, with the reason for each (CSV)")
 def import_errors(request, import_id: int):
-    imp = get_import_for_member(request.auth, import_id)
-    path = import_error_report_path(imp)
-    if path is None:
-        raise Http404("This import has no rejected rows.")
-    return FileResponse(
-        open(path, "rb"),  # noqa: SIM115 (FileResponse closes it)
-        as_attachment=True,
-        filename=f"import-{imp.pk}-rejected-rows.csv",
-        content_type="text/csv; charset=utf-8",
-    )
+    return rejected_rows_download(get_import_for_member(request.auth, import_id))

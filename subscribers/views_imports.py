@@ -201,7 +201,11 @@ def import_cancel_view(request, import_id):
 @require_GET
 @member_required
 def import_error_report(request, import_id):
-    imp = get_import_for_member(request.member, import_id)
+    return rejected_rows_download(get_import_for_member(request.member, import_id))
+
+
+def rejected_rows_download(imp: Import) -> FileResponse:
+    """The CSV of an import's rejected rows, with the reason for each (the page and the API)."""
     path = import_error_report_path(imp)
     if path is None:
         raise Http404("This import has no rejected rows.")
